@@ -1,0 +1,106 @@
+"""Sweeps over the paper's UCI grid (data set x activation x method x seed), resumable.
+
+Command line (what `make` and the long background runs use):
+
+    python -m companion.class_lr.sweep --profile paper --cheapest 10 --n-jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any
+
+from companion import records
+from companion.class_lr import experiment
+from companion.class_lr.registry import ACTIVATIONS, datasets
+from companion.data import uci
+from companion.profiles import resolve_profile
+
+
+@cache
+def training_cost(dataset: str, profile: str) -> float:
+    """Training teraflops of one run of `dataset` at `profile` (SELU; the same for all)."""
+    data = uci.load(dataset)
+    config = experiment.make_config(dataset, "selu", profile=profile)
+    return experiment.training_teraflops(config, len(data.train), data.n_features, data.n_classes)
+
+
+def available_datasets() -> list[str]:
+    """The paper's data sets whose files we have (connect-4 and miniboone lack theirs here)."""
+    return [name for name in datasets() if uci.is_available(name)]
+
+
+def datasets_by_cost(profile: str = "paper") -> list[str]:
+    """Available data sets, cheapest first (by training compute at `profile`)."""
+    return sorted(available_datasets(), key=lambda name: training_cost(name, profile))
+
+
+def profile_datasets(profile: str) -> list[str]:
+    """The data sets a profile covers: smoke 3 small ones, quick those under its compute cap."""
+    profile = resolve_profile(profile)
+    if profile == "smoke":
+        return list(experiment.SMOKE_DATASETS)
+    names = available_datasets()
+    if profile == "quick":
+        names = [n for n in names if training_cost(n, profile) <= experiment.QUICK_MAX_TERAFLOPS]
+    return names
+
+
+def configs(
+    dataset_names: Iterable[str],
+    activations: Sequence[str] = ACTIVATIONS,
+    methods: Sequence[str] = ("baseline",),
+    seeds: Sequence[int] = (0,),
+    profile: str = "paper",
+    **overrides: Any,
+) -> list[experiment.UCIRunConfig]:
+    """The grid of configs, data set major (so a sweep finishes whole data sets first)."""
+    return [
+        experiment.make_config(name, activation, method, profile, seed, **overrides)
+        for name in dataset_names
+        for activation in activations
+        for method in methods
+        for seed in seeds
+    ]
+
+
+def run_configs(
+    grid: list[experiment.UCIRunConfig], n_jobs: int = 1, backend: str = "loky"
+) -> list[dict[str, Any]]:
+    """Run (or read back) every config of the grid; see `records.run_sweep`."""
+    name = experiment_name(grid)
+    return records.run_sweep(grid, experiment.run, name, n_jobs=n_jobs, backend=backend)
+
+
+def experiment_name(grid: list[experiment.UCIRunConfig]) -> str:
+    """Records go to `results/class-lr-uci-<profile>/`; only `paper` ones are committed."""
+    profiles = {c.profile for c in grid}
+    if len(profiles) != 1:
+        raise ValueError(f"a sweep runs one profile at a time, got {sorted(profiles)}")
+    return f"{experiment.EXPERIMENT}-{profiles.pop()}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper"))
+    parser.add_argument("--datasets", nargs="*", help="default: all the profile covers")
+    parser.add_argument("--cheapest", type=int, help="only the N cheapest data sets")
+    parser.add_argument("--activations", nargs="*", default=list(ACTIVATIONS))
+    parser.add_argument("--methods", nargs="*", default=["baseline"])
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0])
+    parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument("--backend", default="loky")
+    args = parser.parse_args(argv)
+    profile = resolve_profile(args.profile)
+    names = args.datasets or profile_datasets(profile)
+    if args.cheapest:
+        names = [n for n in datasets_by_cost(profile) if n in names][: args.cheapest]
+    grid = configs(names, args.activations, args.methods, args.seeds, profile)
+    done = run_configs(grid, n_jobs=args.n_jobs, backend=args.backend)
+    print(f"{len(done)} runs recorded in results/{experiment_name(grid)}/")
+
+
+if __name__ == "__main__":
+    main()
