@@ -13,7 +13,7 @@ gradients) of
 * ``fwht-r2``: :class:`HadamardClassifier` with plain radix-2 butterflies;
 * ``fwht``: :class:`HadamardClassifier` with the default radix-64 butterflies,
 
-reporting the median over ``--repeats`` timings after warm-up. The last line printed is the
+reporting the median over ``--repeats`` round-robin timings after warm-up. The last line printed is the
 dense / fwht time ratio for N = 2048, C = 1000.
 """
 
@@ -36,16 +36,23 @@ from companion.fixed_classifier import FixedClassifier, HadamardClassifier  # no
 SHAPES = ((2048, 1000), (1664, 1000))
 
 
-def median_time(step: Callable[[], None], repeats: int, warmup: int = 5) -> float:
-    """Median wall time (seconds) of ``step()`` over ``repeats`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        step()
-    times = []
+def median_times(
+    steps: dict[str, Callable[[], None]], repeats: int, warmup: int = 5
+) -> dict[str, float]:
+    """Median wall time (seconds) of each step, timed round-robin after ``warmup`` calls.
+
+    Interleaving the candidates makes the comparison robust to load changes on a shared CPU.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def make_step(layer: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> Callable[[], None]:
@@ -79,7 +86,8 @@ def main() -> None:
             "fwht-r2": HadamardClassifier(n, c, radix_bits=1),
             "fwht": HadamardClassifier(n, c),
         }
-        ms = {k: 1e3 * median_time(make_step(m, x, grad), args.repeats) for k, m in layers.items()}
+        steps = {name: make_step(layer, x, grad) for name, layer in layers.items()}
+        ms = {k: 1e3 * t for k, t in median_times(steps, args.repeats).items()}
         ratios[n, c] = ms["dense"] / ms["fwht"]
         print(f"{n:>5} {c:>5} {ms['dense']:>9.3f} {ms['fixed']:>9.3f} {ms['fwht-r2']:>11.3f} "
               f"{ms['fwht']:>8.3f} {ratios[n, c]:>11.2f}")

@@ -80,7 +80,7 @@ def safe_extract(archive: Path, destination: Path) -> None:
         tar.extractall(destination, members=members, filter="data")
 
 
-def download(url: str, known_hash: str | None, directory: Path) -> Path:
+def download(url: str, known_hash: str | None, directory: Path, variable: str) -> Path:
     """Download `url` into `directory` with pooch; `known_hash` is "sha256:..." or "md5:..."."""
     try:
         import pooch
@@ -90,7 +90,7 @@ def download(url: str, known_hash: str | None, directory: Path) -> Path:
         path = pooch.retrieve(url, known_hash=known_hash, path=directory, progressbar=True)
     except Exception as error:  # network errors come in many types
         raise DataError(
-            f"Could not download {url} ({error}). Without a network, point the environment "
-            "variable for this data set at a local copy (see README.md, 'Data')."
+            f"Could not download {url} ({type(error).__name__}). Without a network, set "
+            f"{variable} to a local copy of the data (see README.md, 'Data')."
         ) from error
     return Path(path)

@@ -140,7 +140,7 @@ def _download_archive() -> None:
     against the project's per-file manifest instead.
     """
     raw = cache_dir() / "uci" / "raw"
-    archive = download(ARCHIVE_URL, known_hash=None, directory=cache_dir() / "uci")
+    archive = download(ARCHIVE_URL, None, cache_dir() / "uci", ENV_VARIABLE)
     staging = Path(tempfile.mkdtemp(dir=cache_dir() / "uci"))
     safe_extract(archive, staging)
     marker = next(staging.rglob("abalone.txt"), None)

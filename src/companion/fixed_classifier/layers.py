@@ -89,7 +89,7 @@ class _ScaledNormalizedProjection(nn.Module):
         kind = "learned" if self.learn_scale else "fixed"
         return (
             f"in_features={self.in_features}, num_classes={self.out_features}, "
-            f"alpha={float(self.alpha):.4g} ({kind}), bias={self.bias is not None}"
+            f"alpha={self.alpha.item():.4g} ({kind}), bias={self.bias is not None}"
         )
 
 
@@ -103,8 +103,7 @@ class FixedClassifier(_ScaledNormalizedProjection):
 
     * ``C <= N`` (the usual case): the columns ``q_i`` are orthonormal, ``Q^T Q = I_C``.
     * ``C > N``: ``C`` orthonormal vectors do not exist in ``R^N``; the rows are orthonormal
-      instead, ``Q Q^T = I_N`` (a tight frame: the columns have equal norm ``sqrt(N / C)``
-      on average and are as close to orthogonal as possible).
+      instead, ``Q Q^T = I_N`` (a tight frame; the columns have mean squared norm ``N / C``).
 
     Args:
         in_features: ``N``, size of the final representation.

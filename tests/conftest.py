@@ -1,0 +1,30 @@
+"""Shared fixtures: every test writes records, caches and figures into temporary directories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_UCI = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci"
+
+
+@pytest.fixture(autouse=True)
+def isolated_outputs(tmp_path_factory, monkeypatch):
+    """Point results and figures at fresh temporary directories for each test."""
+    monkeypatch.setenv("COMPANION_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))
+    monkeypatch.setenv("COMPANION_FIGURES_DIR", str(tmp_path_factory.mktemp("figures")))
+
+
+@pytest.fixture(scope="session")
+def uci_dir() -> Path:
+    """The local copy of the UCI archive (COMPANION_UCI_DIR, else ../shared/data/uci)."""
+    path = Path(os.environ.get("COMPANION_UCI_DIR") or SHARED_UCI)
+    if not (path / "abalone" / "abalone.txt").is_file():
+        pytest.fail(
+            f"No UCI data at {path}: set COMPANION_UCI_DIR to the authors' data directory "
+            "(see README.md, 'Data')."
+        )
+    os.environ["COMPANION_UCI_DIR"] = str(path)
+    return path

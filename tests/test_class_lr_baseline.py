@@ -1,0 +1,123 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from companion import records
+from companion.class_lr import experiment, registry, sweep, tables
+from companion.class_lr.models import SelfNormalizingMLP, hidden_widths
+
+
+def test_table1_registry():
+    table = registry.table1()
+    assert len(table) == 45 and "musk-2" not in table
+    assert table["yeast"].layers == 32 and table["yeast"].shape == "conic"  # paper, not SNN repo
+    assert table["wine-quality-red"].dropout == 0.05
+    assert table["chess-krvk"] == registry.Architecture(
+        "Chess_krvk", "chess-krvk", 32, 1024, "rectangular", 0.0
+    )
+    assert registry.paper_value(2, "letter", "selu", "baseline") == 96.40
+    assert registry.paper_value(3, "titanic", "tanh", "baseline") is None  # blank in the paper
+    with pytest.raises(ValueError, match="abalone"):
+        registry.architecture("nope")
+
+
+def test_conic_widths_shrink_geometrically_toward_the_classes():
+    widths = hidden_widths(layers=8, hidden=512, n_classes=2, shape="conic")
+    assert widths[0] == 512 and len(widths) == 8
+    ratios = np.array(widths[1:]) / np.array(widths[:-1])
+    np.testing.assert_allclose(ratios, (2 / 512) ** (1 / 8), rtol=0.05)
+    assert hidden_widths(3, 256, 10, "rectangular") == [256, 256, 256]
+    with pytest.raises(ValueError):
+        hidden_widths(3, 256, 10, "triangular")
+
+
+def test_mlp_structure_and_init():
+    torch.manual_seed(0)
+    selu = SelfNormalizingMLP(20, 3, layers=4, hidden=512, activation="selu", dropout=0.05)
+    relu = SelfNormalizingMLP(20, 3, layers=4, hidden=512, activation="relu", dropout=0.05)
+    assert isinstance(selu.dropout, torch.nn.AlphaDropout)
+    assert isinstance(relu.dropout, torch.nn.Dropout)
+    assert len(selu.hidden_layers) == 4 and selu.output_layer.out_features == 3
+    weight = selu.hidden_layers[1].weight  # LeCun normal: std 1/sqrt(fan_in)
+    assert abs(weight.std().item() - 1 / math.sqrt(512)) < 0.002
+    assert selu(torch.randn(5, 20)).shape == (5, 3)
+
+
+def test_run_is_deterministic_and_complete(uci_dir):
+    config = experiment.make_config("car", "relu", profile="smoke", seed=3)
+    first, second = experiment.run(config), experiment.run(config)
+    for key in ("history", "test_accuracy", "test_correct", "neuron_specialization"):
+        assert first[key] == second[key]
+    assert first["config"]["profile"] == "smoke" and first["config"]["activation"] == "relu"
+    assert len(first["history"]["train_loss"]) == config.epochs
+    assert len(first["test_correct"]) == first["n_test"] == 864
+    assert first["test_accuracy"] == pytest.approx(first["test_correct"].count("1") / 864)
+    assert len(first["neuron_specialization"]["per_layer"]) == 4
+    assert first["torch_version"] == torch.__version__
+
+
+def test_diverged_run_is_recorded_as_diverged(uci_dir):
+    config = experiment.make_config("car", "selu", profile="smoke", learning_rate=1e12)
+    record = experiment.run(config)
+    assert record["diverged"] is True
+    assert record["test_accuracy"] is None and record["test_correct"] is None
+    json.dumps(record, allow_nan=False)  # no NaN sneaks into the JSON
+
+
+def test_invalid_parameters_are_refused():
+    with pytest.raises(ValueError, match="activation"):
+        experiment.make_config("car", "gelu")
+    with pytest.raises(ValueError, match="profile"):
+        experiment.make_config("car", "selu", profile="huge")
+    with pytest.raises(NotImplementedError, match="class_lr"):
+        experiment.make_config("car", "selu", method="class_lr")
+
+
+def test_config_hash_ignores_unset_optional_fields():
+    config = experiment.make_config("car", "selu", profile="paper")
+    assert config.max_train_samples is None
+    assert "max_train_samples" not in records.config_dict(config)
+    assert records.config_hash(config) != records.config_hash(
+        experiment.make_config("car", "selu", profile="paper", seed=1)
+    )
+
+
+def test_sweep_skips_recorded_configs(uci_dir, monkeypatch):
+    grid = sweep.configs(["car", "titanic"], ["selu"], profile="smoke")
+    calls = []
+
+    def counting_run(config):
+        calls.append(config)
+        return experiment.run(config)
+
+    first = records.run_sweep(grid, counting_run, "test-sweep", progress=False)
+    again = records.run_sweep(grid, counting_run, "test-sweep", progress=False)
+    assert len(calls) == 2 and first == again
+    stored = records.load_records("test-sweep")
+    assert sorted(r["config"]["dataset"] for r in stored) == ["car", "titanic"]
+    assert not list(records.results_dir().rglob(".tmp-*"))  # atomic writes leave no debris
+
+
+def test_parallel_sweep_matches_serial(uci_dir):
+    grid = sweep.configs(["titanic"], ["selu", "tanh"], profile="smoke")
+    parallel = records.run_sweep(grid, experiment.run, "test-parallel", n_jobs=2, progress=False)
+    serial = [experiment.run(c) for c in grid]
+    assert [r["test_correct"] for r in parallel] == [r["test_correct"] for r in serial]
+
+
+def test_table_from_records_puts_ours_beside_paper(uci_dir):
+    grid = sweep.configs(["car"], ["selu"], profile="smoke")
+    runs = sweep.run_configs(grid)
+    table = tables.build(runs, table=2, covered=["car"])
+    assert len(table) == 45
+    row = table.loc["Car"]
+    assert row[("SELU", "ours")] == pytest.approx(100 * runs[0]["test_accuracy"])
+    assert row[("SELU", "diff")] == pytest.approx(row[("SELU", "ours")] - 96.18)
+    assert np.isnan(row[("ReLU", "ours")])
+    assert table.loc["Connect_4", ("", "status")] == "no data file in our copy"
+    assert table.loc["Letter", ("", "status")] == "left out by this profile"
+    markdown = tables.to_markdown(table)
+    assert markdown.count("\n") == 47 and "| Car |" in markdown
