@@ -13,8 +13,8 @@ gradients) of
 * ``fwht-r2``: :class:`HadamardClassifier` with plain radix-2 butterflies;
 * ``fwht``: :class:`HadamardClassifier` with the default radix-64 butterflies,
 
-reporting the median over ``--repeats`` round-robin timings after warm-up. The last line printed is the
-dense / fwht time ratio for N = 2048, C = 1000.
+reporting the median over ``--repeats`` round-robin timings after warm-up. The last line
+printed is the dense / fwht time ratio for N = 2048, C = 1000.
 """
 
 from __future__ import annotations
@@ -70,12 +70,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="intra-op threads for both candidates (1: stable timings on a shared machine)",
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
-    print(f"{'N':>5} {'C':>5} {'dense ms':>9} {'fixed ms':>9} {'fwht-r2 ms':>11} "
-          f"{'fwht ms':>8} {'dense/fwht':>11}")
+    print(
+        f"{'N':>5} {'C':>5} {'dense ms':>9} {'fixed ms':>9} {'fwht-r2 ms':>11} "
+        f"{'fwht ms':>8} {'dense/fwht':>11}"
+    )
     ratios = {}
     for n, c in SHAPES:
         x = torch.randn(args.batch, n, requires_grad=True)
@@ -89,8 +98,10 @@ def main() -> None:
         steps = {name: make_step(layer, x, grad) for name, layer in layers.items()}
         ms = {k: 1e3 * t for k, t in median_times(steps, args.repeats).items()}
         ratios[n, c] = ms["dense"] / ms["fwht"]
-        print(f"{n:>5} {c:>5} {ms['dense']:>9.3f} {ms['fixed']:>9.3f} {ms['fwht-r2']:>11.3f} "
-              f"{ms['fwht']:>8.3f} {ratios[n, c]:>11.2f}")
+        print(
+            f"{n:>5} {c:>5} {ms['dense']:>9.3f} {ms['fixed']:>9.3f} {ms['fwht-r2']:>11.3f} "
+            f"{ms['fwht']:>8.3f} {ratios[n, c]:>11.2f}"
+        )
     print(f"dense/fwht time ratio (N=2048, C=1000): {ratios[2048, 1000]:.2f}")
 
 

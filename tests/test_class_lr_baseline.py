@@ -72,8 +72,10 @@ def test_invalid_parameters_are_refused():
         experiment.make_config("car", "gelu")
     with pytest.raises(ValueError, match="profile"):
         experiment.make_config("car", "selu", profile="huge")
-    with pytest.raises(NotImplementedError, match="class_lr"):
+    with pytest.raises(ValueError, match="cutoff"):
         experiment.make_config("car", "selu", method="class_lr")
+    with pytest.raises(ValueError, match="method"):
+        experiment.make_config("car", "selu", method="adam")
 
 
 def test_config_hash_ignores_unset_optional_fields():
@@ -93,8 +95,11 @@ def test_sweep_skips_recorded_configs(uci_dir, monkeypatch):
         calls.append(config)
         return experiment.run(config)
 
-    first = records.run_sweep(grid, counting_run, "test-sweep", progress=False)
-    again = records.run_sweep(grid, counting_run, "test-sweep", progress=False)
+    def counting_group(configs):
+        return [counting_run(c) for c in configs]
+
+    first = records.run_sweep(grid, counting_group, "test-sweep", progress=False)
+    again = records.run_sweep(grid, counting_group, "test-sweep", progress=False)
     assert len(calls) == 2 and first == again
     stored = records.load_records("test-sweep")
     assert sorted(r["config"]["dataset"] for r in stored) == ["car", "titanic"]
@@ -103,7 +108,8 @@ def test_sweep_skips_recorded_configs(uci_dir, monkeypatch):
 
 def test_parallel_sweep_matches_serial(uci_dir):
     grid = sweep.configs(["titanic"], ["selu", "tanh"], profile="smoke")
-    parallel = records.run_sweep(grid, experiment.run, "test-parallel", n_jobs=2, progress=False)
+    parallel = records.run_sweep(grid, experiment.run_group, "test-parallel", n_jobs=2,
+                                 progress=False)
     serial = [experiment.run(c) for c in grid]
     assert [r["test_correct"] for r in parallel] == [r["test_correct"] for r in serial]
 

@@ -126,7 +126,15 @@ def test_sylvester_hadamard_is_orthogonal_and_symmetric() -> None:
 
 @pytest.mark.parametrize(
     "n, c, radix_bits",
-    [(342, 100, 6), (64, 1000, 6), (2048, 1000, 6), (300, 70, 3), (600, 1000, 3), (37, 90, 2), (100, 7, 1)],
+    [
+        (342, 100, 6),
+        (64, 1000, 6),  # C > N
+        (2048, 1000, 6),
+        (300, 70, 3),  # recursion on the high index
+        (600, 1000, 3),
+        (37, 90, 2),
+        (100, 7, 1),  # radix-2 path
+    ],
 )
 def test_truncated_hadamard_forward_and_backward(n: int, c: int, radix_bits: int) -> None:
     torch.manual_seed(0)
@@ -207,7 +215,9 @@ class _Net(nn.Module):
         return self.head(self.body(x))
 
 
-@pytest.mark.parametrize("kind, cls", [("fixed", FixedClassifier), ("hadamard", HadamardClassifier)])
+@pytest.mark.parametrize(
+    "kind, cls", [("fixed", FixedClassifier), ("hadamard", HadamardClassifier)]
+)
 def test_replace_classifier_swaps_last_linear(kind: str, cls: type[nn.Module]) -> None:
     net = _Net()
     learned = count_parameters(net)

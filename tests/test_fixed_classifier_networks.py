@@ -61,8 +61,7 @@ def _head(name: str) -> str:
 
 @pytest.mark.parametrize(
     "name, count",
-    [("resnet20", 272_474), ("resnet32", 466_906), ("resnet44", 661_338),
-     ("resnet110", 1_730_714)],
+    [("resnet20", 272_474), ("resnet32", 466_906), ("resnet44", 661_338), ("resnet110", 1_730_714)],
 )
 def test_cifar_resnet_family(name: str, count: int) -> None:
     model = build(name, 10)

@@ -86,44 +86,58 @@ def git_commit() -> str | None:
 
 
 def _run_and_store(
-    run: Callable[[Any], dict[str, Any]], config: Any, path: Path, threads: int
-) -> dict[str, Any]:
+    run_group: Callable[[list[Any]], list[dict[str, Any]]],
+    group: list[Any],
+    paths: list[Path],
+    threads: int,
+) -> int:
     import torch
 
     torch.set_num_threads(threads)
-    record = run(config)
-    write_json_atomic(path, record)
-    return record
+    for record, path in zip(run_group(group), paths):
+        write_json_atomic(path, record)
+    return len(group)
 
 
 def run_sweep(
     configs: Iterable[Any],
-    run: Callable[[Any], dict[str, Any]],
+    run_group: Callable[[list[Any]], list[dict[str, Any]]],
     experiment: str,
     n_jobs: int = 1,
     backend: str = "loky",
     progress: bool = True,
+    group_key: Callable[[Any], Any] = lambda config: config,
 ) -> list[dict[str, Any]]:
     """Run every config not yet recorded and return the records of all configs, in order.
 
-    Runs go in parallel through joblib (`n_jobs` workers; `backend` is any joblib backend, e.g.
-    "dask" inside `joblib.parallel_config` with a Dask client for a cluster). Each worker
-    writes its own record when its run ends, so stopping the sweep loses only unfinished runs.
+    `run_group(configs)` returns one record per config; configs with the same `group_key`
+    run as one job (e.g. class-lr cutoffs that share their first epochs). Jobs go in parallel
+    through joblib (`n_jobs` workers; `backend` is any joblib backend, e.g. "dask" inside
+    `joblib.parallel_config` with a Dask client for a cluster). Each worker writes its records
+    when its job ends, so stopping the sweep loses only unfinished jobs.
     """
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
     configs = list(configs)
     paths = [record_path(experiment, c) for c in configs]
-    todo = [(c, p) for c, p in zip(configs, paths) if not p.is_file()]
+    groups: dict[Any, tuple[list[Any], list[Path]]] = {}
+    for config, path in zip(configs, paths):
+        if not path.is_file():
+            members, member_paths = groups.setdefault(group_key(config), ([], []))
+            members.append(config)
+            member_paths.append(path)
+    todo = list(groups.values())
     if todo:
         workers = max(1, min(n_jobs if n_jobs > 0 else os.cpu_count() or 1, len(todo)))
         threads = max(1, (os.cpu_count() or 1) // workers)
         if workers == 1:
-            results = (_run_and_store(run, c, p, threads) for c, p in todo)
+            results = (_run_and_store(run_group, g, p, threads) for g, p in todo)
         else:
             parallel = Parallel(workers, backend=backend, return_as="generator_unordered")
-            results = parallel(delayed(_run_and_store)(run, c, p, threads) for c, p in todo)
-        for _ in tqdm(results, total=len(todo), desc=experiment, disable=not progress):
-            pass
+            results = parallel(delayed(_run_and_store)(run_group, g, p, threads) for g, p in todo)
+        with tqdm(total=sum(len(g) for g, _ in todo), desc=experiment,
+                  disable=not progress) as bar:
+            for finished in results:
+                bar.update(finished)
     return [json.loads(p.read_text()) for p in paths]

@@ -11,9 +11,11 @@ larger batches need a larger learning rate, which the paper rules out. It is a c
 
 from __future__ import annotations
 
+import copy
 import math
 import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +25,7 @@ from torch import nn
 
 from companion import records
 from companion.class_lr.models import SelfNormalizingMLP
+from companion.class_lr.optimizer import ClassLR, managed_layers
 from companion.class_lr.registry import ACTIVATIONS, architecture
 from companion.data import uci
 from companion.profiles import resolve_profile
@@ -51,6 +54,10 @@ class UCIRunConfig:
     fold: int = 0
     # Quick and smoke profiles cap the training rows seen per epoch (None: all of them).
     max_train_samples: int | None = None
+    # class-lr only (None for the baseline, so baseline records keep their hash):
+    cutoff: int | None = None  # epochs with class-based rates before plain SGD takes over
+    alpha_mu: float | None = None  # learning rate of the multipliers (Eq. 6)
+    statistic: str | None = None  # "per_sample" (default) or "class_gradient", see optimizer
 
 
 # Budget of each profile. quick: 15 epochs, at most 2,000 training rows an epoch (a seeded
@@ -62,6 +69,13 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     "paper": {"epochs": 100, "max_train_samples": None},
 }
 SMOKE_DATASETS = ("car", "titanic", "led-display")
+# Cutoff epochs of class-lr per profile (the paper: 10, 20 or 30 of 100 epochs, chosen per data
+# set by validation accuracy); quick and smoke keep about the same fractions of their epochs.
+CUTOFFS = {"smoke": (1,), "quick": (2, 3, 5), "paper": (10, 20, 30)}
+# The paper's alpha_mu: 1e5 for SELU and tanh, 1e4 for ReLU, divided by 10 when a run diverges.
+ALPHA_MU = {"selu": 1e5, "tanh": 1e5, "relu": 1e4}
+MAX_ALPHA_RETRIES = 3
+METHODS = ("baseline", "class_lr")
 QUICK_MAX_TERAFLOPS = 0.5
 
 
@@ -71,14 +85,25 @@ def make_config(
     method: str = "baseline",
     profile: str = "paper",
     seed: int = 0,
+    cutoff: int | None = None,
     **overrides: Any,
 ) -> UCIRunConfig:
-    """The config of one run: Table 1 architecture + profile budget + any overrides."""
+    """The config of one run: Table 1 architecture + profile budget + any overrides.
+
+    class-lr configs need a `cutoff` (one of `CUTOFFS[profile]` for the paper's protocol).
+    """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, not {activation!r}")
-    if method != "baseline":
-        raise NotImplementedError(f"method {method!r}: only 'baseline' is implemented so far")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     profile = resolve_profile(profile)
+    if method == "class_lr":
+        if cutoff is None:
+            raise ValueError(f"class_lr needs a cutoff epoch, e.g. one of {CUTOFFS[profile]}")
+        overrides = {"cutoff": cutoff, "alpha_mu": ALPHA_MU[activation],
+                     "statistic": "per_sample", **overrides}
+    elif cutoff is not None:
+        raise ValueError("cutoff only applies to method='class_lr'")
     arch = architecture(dataset)
     config = UCIRunConfig(
         dataset=arch.dataset,
@@ -132,65 +157,194 @@ def _specialization(model: SelfNormalizingMLP, x: torch.Tensor, y: np.ndarray, k
     return {"per_layer": per_layer, "overall": overall}
 
 
-def run(config: UCIRunConfig) -> dict[str, Any]:
-    """Train and evaluate one config; return its record (see `records`)."""
-    start = time.perf_counter()
-    data = uci.load(config.dataset, seed=config.seed, split=config.split, fold=config.fold)
-    torch.manual_seed(config.seed)  # weights and dropout masks
-    order = torch.Generator().manual_seed(config.seed)  # minibatch order
-    model = build_model(config, data.n_features, data.n_classes)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate)
-    x_train, y_train = torch.from_numpy(data.train.x), torch.from_numpy(data.train.y)
-    x_val, x_test = torch.from_numpy(data.val.x), torch.from_numpy(data.test.x)
-    rows = min(len(y_train), config.max_train_samples or len(y_train))
-    history: dict[str, list[float]] = {"train_loss": [], "val_accuracy": [], "test_accuracy": []}
-    diverged = False
-    for _ in range(config.epochs):
-        model.train()
-        permutation = torch.randperm(len(y_train), generator=order)[:rows]
-        total, count = 0.0, 0
-        for batch in permutation.split(config.batch_size):
-            loss = nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
+class _Training:
+    """Model, data and random state of one run, advanced an epoch at a time.
+
+    Everything random comes from two seeded sources (the global torch RNG for weights and
+    dropout masks, `order` for the minibatch order), so `checkpoint()`/`restore()` let the
+    three class-lr cutoffs branch from one shared prefix with exactly the numbers that three
+    runs from scratch would give.
+    """
+
+    def __init__(self, config: UCIRunConfig) -> None:
+        self.config = config
+        self.data = uci.load(config.dataset, seed=config.seed, split=config.split,
+                             fold=config.fold)
+        torch.manual_seed(config.seed)  # weights and dropout masks
+        self.order = torch.Generator().manual_seed(config.seed)  # minibatch order
+        self.model = build_model(config, self.data.n_features, self.data.n_classes)
+        self.x_train = torch.from_numpy(self.data.train.x)
+        self.y_train = torch.from_numpy(self.data.train.y)
+        self.x_val, self.x_test = torch.from_numpy(self.data.val.x), torch.from_numpy(
+            self.data.test.x)
+        n = len(self.y_train)
+        self.rows = min(n, config.max_train_samples or n)
+        self.history: dict[str, list[float]] = {
+            "train_loss": [], "val_accuracy": [], "test_accuracy": []}
+        self.diverged = False
+
+    @property
+    def epoch(self) -> int:
+        return len(self.history["train_loss"])
+
+    def run_epoch(self, step: Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
+                  ) -> None:
+        """One epoch; `step(x, y, batch_index, n_batches)` updates the model, returns the loss."""
+        self.model.train()
+        permutation = torch.randperm(len(self.y_train), generator=self.order)[: self.rows]
+        batches = permutation.split(self.config.batch_size)
+        total = 0.0
+        for index, batch in enumerate(batches):
+            loss = step(self.x_train[batch], self.y_train[batch], index, len(batches))
+            total += loss.item() * len(batch)
+        if not math.isfinite(total):
+            self.diverged = True
+            return
+        self.history["train_loss"].append(total / self.rows)
+        self.history["val_accuracy"].append(_accuracy(self.model, self.x_val, self.data.val.y))
+        self.history["test_accuracy"].append(
+            _accuracy(self.model, self.x_test, self.data.test.y))
+
+    def train_sgd(self, until_epoch: int) -> None:
+        """Plain SGD (the baseline, and class-lr after its cutoff) up to `until_epoch`."""
+        optimizer = torch.optim.SGD(self.model.parameters(), lr=self.config.learning_rate)
+
+        def step(x: torch.Tensor, y: torch.Tensor, index: int, n_batches: int) -> torch.Tensor:
+            loss = nn.functional.cross_entropy(self.model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(batch)
-            count += len(batch)
-        if not math.isfinite(total):
-            diverged = True
-            break
-        history["train_loss"].append(total / count)
-        history["val_accuracy"].append(_accuracy(model, x_val, data.val.y))
-        history["test_accuracy"].append(_accuracy(model, x_test, data.test.y))
-    record: dict[str, Any] = {
-        "config": records.config_dict(config),
-        "experiment": EXPERIMENT,
-        "history": history,
-        "diverged": diverged,
-        "n_train": len(y_train),
-        "n_val": len(data.val),
-        "n_test": len(data.test),
-        "n_classes": data.n_classes,
-    }
-    if diverged:
-        record.update(test_accuracy=None, val_accuracy=None, test_correct=None)
-        record["neuron_specialization"] = None
-    else:
-        correct = (_predict(model, x_test).numpy() == data.test.y).astype(np.uint8)
+            return loss.detach()
+
+        while self.epoch < until_epoch and not self.diverged:
+            self.run_epoch(step)
+
+    def train_class_lr(self, until_epoch: int, alpha_mu: float) -> ClassLR:
+        """Class-based learning rates up to `until_epoch`, mu reset to 1 every half epoch."""
+        optimizer = ClassLR(list(self.model.parameters()),
+                            managed_layers(self.model.hidden_layers), self.data.n_classes,
+                            lr=self.config.learning_rate, alpha_mu=alpha_mu,
+                            statistic=self.config.statistic or "per_sample")
+
+        def step(x: torch.Tensor, y: torch.Tensor, index: int, n_batches: int) -> torch.Tensor:
+            if index in (0, (n_batches + 1) // 2):
+                optimizer.reset()
+            loss = nn.functional.cross_entropy(self.model(x), y)
+            optimizer.step(loss, y)
+            return loss.detach()
+
+        optimizer.attach()
+        try:
+            while self.epoch < until_epoch and not self.diverged:
+                self.run_epoch(step)
+        finally:
+            optimizer.detach()
+        return optimizer
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "order": self.order.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": copy.deepcopy(self.history),
+            "diverged": self.diverged,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.order.set_state(state["order"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history = copy.deepcopy(state["history"])
+        self.diverged = state["diverged"]
+
+    def record(self, config: UCIRunConfig, started: float, **extra: Any) -> dict[str, Any]:
+        data = self.data
+        record: dict[str, Any] = {
+            "config": records.config_dict(config),
+            "experiment": EXPERIMENT,
+            "history": self.history,
+            "diverged": self.diverged,
+            "n_train": len(data.train),
+            "n_val": len(data.val),
+            "n_test": len(data.test),
+            "n_classes": data.n_classes,
+            **extra,
+        }
+        if self.diverged:
+            record.update(test_accuracy=None, val_accuracy=None, test_correct=None,
+                          neuron_specialization=None)
+        else:
+            correct = (_predict(self.model, self.x_test).numpy() == data.test.y).astype(np.uint8)
+            record.update(
+                test_accuracy=float(correct.mean()),
+                val_accuracy=self.history["val_accuracy"][-1],
+                # one character per test sample, "1" = correctly classified (McNemar's test)
+                test_correct="".join(map(str, correct)),
+                neuron_specialization=_specialization(self.model, self.x_test, data.test.y,
+                                                      data.n_classes),
+            )
         record.update(
-            test_accuracy=float(correct.mean()),
-            val_accuracy=history["val_accuracy"][-1],
-            # one character per test sample, "1" = correctly classified (McNemar's test)
-            test_correct="".join(map(str, correct)),
-            neuron_specialization=_specialization(model, x_test, data.test.y, data.n_classes),
+            wall_time_s=round(time.perf_counter() - started, 3),
+            torch_version=torch.__version__,
+            python_version=platform.python_version(),
+            git_commit=records.git_commit(),
         )
-    record.update(
-        wall_time_s=round(time.perf_counter() - start, 3),
-        torch_version=torch.__version__,
-        python_version=platform.python_version(),
-        git_commit=records.git_commit(),
-    )
-    return record
+        return record
+
+
+def group_key(config: UCIRunConfig) -> UCIRunConfig:
+    """Configs with the same key train together (class-lr cutoffs share their first epochs)."""
+    return replace(config, cutoff=None)
+
+
+def run_group(configs: Sequence[UCIRunConfig]) -> list[dict[str, Any]]:
+    """Records of configs sharing one `group_key`, in the order given."""
+    if configs[0].method == "class_lr":
+        return run_cutoffs(configs)
+    return [run(config) for config in configs]
+
+
+def run(config: UCIRunConfig) -> dict[str, Any]:
+    """Train and evaluate one config; return its record (see `records`)."""
+    if config.method == "class_lr":
+        return run_cutoffs([config])[0]
+    started = time.perf_counter()
+    training = _Training(config)
+    training.train_sgd(config.epochs)
+    return training.record(config, started)
+
+
+def run_cutoffs(configs: Sequence[UCIRunConfig]) -> list[dict[str, Any]]:
+    """Class-lr runs that differ only in their cutoff, sharing the epochs before each cutoff.
+
+    Train with class-based rates to the first cutoff, branch off a copy that finishes with
+    plain SGD, go on to the next cutoff, and so on: each record equals that of a run from
+    scratch. A cutoff whose run diverges is retried with alpha_mu / 10 (the paper's rule), up
+    to MAX_ALPHA_RETRIES times; the record keeps the alpha_mu that was used.
+    """
+    given = list(configs)
+    configs = sorted(given, key=lambda c: c.cutoff or 0)
+    shared = {group_key(c) for c in configs}
+    if len(shared) != 1 or any(c.method != "class_lr" for c in configs):
+        raise ValueError("run_cutoffs takes class-lr configs that differ only in cutoff")
+    results: dict[int, dict[str, Any]] = {}
+    pending, alpha_mu, attempts = list(configs), configs[0].alpha_mu, 0
+    while pending and attempts <= MAX_ALPHA_RETRIES:
+        started = time.perf_counter()
+        training, diverged = _Training(pending[0]), []
+        for config in pending:
+            optimizer = training.train_class_lr(config.cutoff, alpha_mu)
+            branch = training.checkpoint()
+            training.train_sgd(config.epochs)
+            record = training.record(config, started, alpha_mu_used=alpha_mu,
+                                     multiplier_mib=round(optimizer.multiplier_bytes / 2**20, 3))
+            if training.diverged:
+                diverged.append(config)
+            results[config.cutoff] = record
+            training.restore(branch)
+            started = time.perf_counter()
+        pending, alpha_mu, attempts = diverged, alpha_mu / 10, attempts + 1
+    return [results[c.cutoff] for c in given]
 
 
 def _accuracy(model: nn.Module, x: torch.Tensor, y: np.ndarray) -> float:

@@ -18,6 +18,8 @@ import math
 import torch
 from torch import nn
 
+from companion.class_lr.capture import CapturingLinear
+
 ACTIVATION_MODULES = {"selu": nn.SELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 
 
@@ -56,8 +58,9 @@ class SelfNormalizingMLP(nn.Module):
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), not {dropout}")
         widths = [n_features, *hidden_widths(layers, hidden, n_classes, shape)]
+        # CapturingLinear behaves as nn.Linear unless the class-lr optimizer taps it.
         self.hidden_layers = nn.ModuleList(
-            nn.Linear(fan_in, fan_out) for fan_in, fan_out in zip(widths, widths[1:])
+            CapturingLinear(fan_in, fan_out) for fan_in, fan_out in zip(widths, widths[1:])
         )
         self.output_layer = nn.Linear(widths[-1], n_classes)
         self.activation = ACTIVATION_MODULES[activation]()

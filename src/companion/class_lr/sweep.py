@@ -56,14 +56,21 @@ def configs(
     profile: str = "paper",
     **overrides: Any,
 ) -> list[experiment.UCIRunConfig]:
-    """The grid of configs, data set major (so a sweep finishes whole data sets first)."""
-    return [
-        experiment.make_config(name, activation, method, profile, seed, **overrides)
-        for name in dataset_names
-        for activation in activations
-        for method in methods
-        for seed in seeds
-    ]
+    """The grid of configs, data set major (so a sweep finishes whole data sets first).
+
+    class_lr expands into one config per cutoff of the profile (`experiment.CUTOFFS`).
+    """
+    profile = resolve_profile(profile)
+    grid = []
+    for name in dataset_names:
+        for activation in activations:
+            for method in methods:
+                cutoffs = experiment.CUTOFFS[profile] if method == "class_lr" else (None,)
+                for seed in seeds:
+                    for cutoff in cutoffs:
+                        grid.append(experiment.make_config(
+                            name, activation, method, profile, seed, cutoff, **overrides))
+    return grid
 
 
 def run_configs(
@@ -71,7 +78,8 @@ def run_configs(
 ) -> list[dict[str, Any]]:
     """Run (or read back) every config of the grid; see `records.run_sweep`."""
     name = experiment_name(grid)
-    return records.run_sweep(grid, experiment.run, name, n_jobs=n_jobs, backend=backend)
+    return records.run_sweep(grid, experiment.run_group, name, n_jobs=n_jobs, backend=backend,
+                             group_key=experiment.group_key)
 
 
 def experiment_name(grid: list[experiment.UCIRunConfig]) -> str:

@@ -176,4 +176,3 @@ def truncated_hadamard(
     flat = x.reshape(-1, x.shape[-1]).contiguous()
     out = _TruncatedHadamard.apply(flat, out_features, radix_bits)
     return out.reshape(*lead, out_features)
-

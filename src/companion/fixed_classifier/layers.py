@@ -66,17 +66,13 @@ class _ScaledNormalizedProjection(nn.Module):
         return isinstance(self.alpha, nn.Parameter)
 
     def _project(self, x: Tensor) -> Tensor:
-        """``(..., N) -> (..., C)``: unnormalised ``x @ (c * Q)`` for a constant ``c``."""
+        """``(..., N) -> (..., C)``: the unnormalised product ``x @ Q``."""
         raise NotImplementedError
-
-    def _projection_scale(self) -> float:
-        """The constant ``c`` folded out of ``_project`` (1 for an explicit Q)."""
-        return 1.0
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``(..., N)`` features -> ``(..., C)`` logits."""
         norm = x.norm(dim=-1, keepdim=True).clamp_min(self.eps)
-        logits = self._project(x) * (self.alpha / (norm * self._projection_scale()))
+        logits = self._project(x) * (self.alpha / norm)
         if self.bias is not None:
             logits = logits + self.bias
         return logits
@@ -151,10 +147,12 @@ class HadamardClassifier(_ScaledNormalizedProjection):
     entries +-1). The columns are exactly orthogonal only when ``N`` is a power of two
     (e.g. not for DenseNet-BC, ``N = 342``) and ``C <= N``.
 
-    Nothing is stored for ``Q``: the product is computed by :func:`truncated_hadamard`, a
-    mixed-radix FWHT that skips the zero padding and the unused outputs, in
-    ``O(N log N)``-type work per sample instead of ``N * C``; its backward is again a fast
-    transform because ``H`` is symmetric.
+    Nothing is stored for ``Q`` (the state_dict holds only alpha and b): the product is
+    computed by :func:`truncated_hadamard`, a mixed-radix FWHT that skips the zero padding and
+    the unused outputs, in ``O(N log N)``-type work per sample instead of ``N * C``, using only
+    tiny (at most ``2^radix_bits`` square) +-1 radix matrices cached per dtype and device. The
+    backward is again a fast transform because ``H`` is symmetric; normalisation, scale and
+    bias are fused into one autograd function with a hand-written backward.
 
     Args:
         in_features: ``N``.
@@ -186,10 +184,9 @@ class HadamardClassifier(_ScaledNormalizedProjection):
         self.radix_bits = radix_bits
 
     def _project(self, x: Tensor) -> Tensor:
-        return truncated_hadamard(x, self.out_features, self.radix_bits)
-
-    def _projection_scale(self) -> float:
-        return math.sqrt(self.in_features)
+        return truncated_hadamard(x, self.out_features, self.radix_bits) / math.sqrt(
+            self.in_features
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``(..., N)`` features -> ``(..., C)`` logits (fused normalise + FWHT)."""
@@ -217,8 +214,13 @@ class _HadamardLogits(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx, x: Tensor, alpha: Tensor, bias: Tensor | None, out_features: int,
-        radix_bits: int, eps: float,
+        ctx,
+        x: Tensor,
+        alpha: Tensor,
+        bias: Tensor | None,
+        out_features: int,
+        radix_bits: int,
+        eps: float,
     ) -> Tensor:
         norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
         clamped = norm.clamp_min(eps)

@@ -47,9 +47,7 @@ NETWORKS: dict[str, Callable[[int], nn.Module]] = {
 """Network constructors, ``num_classes -> nn.Module`` with a learned final ``nn.Linear``."""
 
 
-def build(
-    name: str, num_classes: int, classifier: str = "learned", **kwargs: object
-) -> nn.Module:
+def build(name: str, num_classes: int, classifier: str = "learned", **kwargs: object) -> nn.Module:
     """Build a Table 1 network.
 
     Args:

@@ -25,8 +25,13 @@ from torch import Tensor, nn
 
 __all__ = ["ShuffleNet", "shufflenet", "STAGE_WIDTHS"]
 
-STAGE_WIDTHS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960),
-                4: (272, 544, 1088), 8: (384, 768, 1536)}
+STAGE_WIDTHS = {
+    1: (144, 288, 576),
+    2: (200, 400, 800),
+    3: (240, 480, 960),
+    4: (272, 544, 1088),
+    8: (384, 768, 1536),
+}
 """Output channels of stages 2-4 at width 1x, per number of groups (paper, Table 1)."""
 
 
@@ -39,8 +44,14 @@ def channel_shuffle(x: Tensor, groups: int) -> Tensor:
 class _ShuffleUnit(nn.Module):
     """GConv1x1-BN-ReLU, shuffle, DWConv3x3-BN, GConv1x1-BN; add (stride 1) or concat (stride 2)."""
 
-    def __init__(self, in_channels: int, out_channels: int, groups: int, stride: int,
-                 group_first: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        groups: int,
+        stride: int,
+        group_first: bool = True,
+    ) -> None:
         super().__init__()
         self.stride = stride
         self.groups = groups
@@ -76,8 +87,9 @@ class ShuffleNet(nn.Module):
         stem_channels: output channels of the first conv (24 at width 1x).
     """
 
-    def __init__(self, groups: int = 3, width: float = 1.0, num_classes: int = 1000,
-                 stem_channels: int = 24) -> None:
+    def __init__(
+        self, groups: int = 3, width: float = 1.0, num_classes: int = 1000, stem_channels: int = 24
+    ) -> None:
         super().__init__()
         if groups not in STAGE_WIDTHS:
             raise ValueError(f"groups must be one of {sorted(STAGE_WIDTHS)}, got {groups}")
