@@ -54,3 +54,34 @@ def test_sweep_runs_cutoffs_as_one_group(uci_dir):
 def test_class_lr_run_learns(uci_dir, activation):
     record = experiment.run(_configs(activation=activation)[2])
     assert not record["diverged"] and record["test_accuracy"] > 0.5
+
+
+def _fake(dataset, activation, method, cutoff, val, correct):
+    config = {"dataset": dataset, "activation": activation, "method": method, "seed": 0}
+    if cutoff is not None:
+        config["cutoff"] = cutoff
+    return {"config": config, "diverged": False, "val_accuracy": val,
+            "test_accuracy": correct.count("1") / len(correct), "test_correct": correct,
+            "neuron_specialization": {"overall": 0.5}}
+
+
+def test_cutoff_is_chosen_by_validation_and_tested_by_mcnemar():
+    from companion.class_lr import tables
+
+    runs = [
+        _fake("car", "selu", "baseline", None, 0.8, "1" * 10 + "0" * 10),
+        _fake("car", "selu", "class_lr", 10, 0.85, "1" * 20),  # best validation, tie broken
+        _fake("car", "selu", "class_lr", 20, 0.85, "0" * 20),  # by the earlier cutoff
+        _fake("car", "selu", "class_lr", 30, 0.70, "1" * 19 + "0"),
+    ]
+    chosen = tables.selected(runs)
+    assert chosen[("car", "selu", "class_lr", 0)]["config"]["cutoff"] == 10
+    tests = tables.mcnemar_tests(runs)
+    row = tests.iloc[0]
+    assert (row["baseline_only_right"], row["class_lr_only_right"]) == (0, 10)
+    assert row["change"] == pytest.approx(50.0) and row["p_value"] == pytest.approx(2 / 1024)
+    assert row["paper_change"] == pytest.approx(0.0)  # Car SELU: 96.18 both
+    counts = tables.outcome_counts(tests)
+    assert counts.loc["selu", "significantly better"] == 1
+    assert tables.paper_outcome_counts().loc["selu", ["better", "worse", "equal"]].tolist() == [
+        21, 14, 10]

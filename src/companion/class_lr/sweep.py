@@ -8,6 +8,7 @@ Command line (what `make` and the long background runs use):
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
@@ -38,13 +39,15 @@ def datasets_by_cost(profile: str = "paper") -> list[str]:
 
 
 def profile_datasets(profile: str) -> list[str]:
-    """The data sets a profile covers: smoke 3 small ones, quick those under its compute cap."""
+    """The data sets a profile covers: smoke 3 small ones, quick those whose paper-profile run
+    is under `experiment.QUICK_MAX_PAPER_TERAFLOPS`, paper all available."""
     profile = resolve_profile(profile)
     if profile == "smoke":
         return list(experiment.SMOKE_DATASETS)
     names = available_datasets()
     if profile == "quick":
-        names = [n for n in names if training_cost(n, profile) <= experiment.QUICK_MAX_TERAFLOPS]
+        cap = experiment.QUICK_MAX_PAPER_TERAFLOPS
+        names = [n for n in names if training_cost(n, "paper") <= cap]
     return names
 
 
@@ -80,6 +83,13 @@ def run_configs(
     name = experiment_name(grid)
     return records.run_sweep(grid, experiment.run_group, name, n_jobs=n_jobs, backend=backend,
                              group_key=experiment.group_key)
+
+
+def recorded(grid: list[experiment.UCIRunConfig]) -> list[dict[str, Any]]:
+    """The records that exist for the grid's configs; runs nothing (missing ones are skipped)."""
+    name = experiment_name(grid)
+    paths = [records.record_path(name, config) for config in grid]
+    return [json.loads(path.read_text()) for path in paths if path.is_file()]
 
 
 def experiment_name(grid: list[experiment.UCIRunConfig]) -> str:

@@ -2,8 +2,11 @@
 
 Both tables have one row per data set of the paper (45) and, for each activation and method,
 three columns: `ours`, `paper` and `diff` (ours - paper, percentage points). A cell without a
-record says why in the row's `status` (no data file in our copy, left out by the profile) or
-shows as pending (the class-lr method is not implemented yet).
+record says why in the row's `status` (no data file in our copy, left out by the profile).
+
+The "+class lr" columns use, per data set, activation and seed, the cutoff (10, 20 or 30 epochs
+at the paper profile) whose run has the best final validation accuracy, ties going to the
+earlier cutoff: the paper's "cross-validation" of the cutoff.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from companion.class_lr.registry import (
     paper_value,
 )
 from companion.data import uci
+from companion.statistics import mcnemar
 
 COLUMN_LABELS = {"baseline": "", "class_lr": "+class lr"}
 ACTIVATION_LABELS = {"selu": "SELU", "relu": "ReLU", "tanh": "tanh"}
@@ -42,16 +46,109 @@ def _measure(record: dict[str, Any], table: int) -> float | None:
     return 100 * record["neuron_specialization"]["overall"]
 
 
+def selected(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str, int], dict]:
+    """{(data set, activation, method, seed): record}, class-lr at its best-validation cutoff.
+
+    Diverged runs are never selected.
+    """
+    chosen: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    for record in records:
+        if record.get("diverged"):
+            continue
+        config = record["config"]
+        key = (config["dataset"], config["activation"], config["method"], config["seed"])
+        best = chosen.get(key)
+        rank = (record["val_accuracy"], -config.get("cutoff", 0))
+        if best is None or rank > (best["val_accuracy"], -best["config"].get("cutoff", 0)):
+            chosen[key] = record
+    return chosen
+
+
 def ours(records: Iterable[dict[str, Any]], table: int) -> dict[tuple[str, str, str], float]:
     """{(data set, activation, method): mean over seeds} of a table's measure."""
     values: dict[tuple[str, str, str], list[float]] = {}
-    for record in records:
-        config = record["config"]
-        value = _measure(record, table)
-        if value is not None:
-            key = (config["dataset"], config["activation"], config["method"])
-            values.setdefault(key, []).append(value)
+    for (dataset, activation, method, _), record in selected(records).items():
+        values.setdefault((dataset, activation, method), []).append(_measure(record, table))
     return {key: float(np.mean(v)) for key, v in values.items()}
+
+
+def mcnemar_tests(records: Iterable[dict[str, Any]], seed: int = 0) -> pd.DataFrame:
+    """Baseline vs class-lr per data set and activation: accuracy change and McNemar's p.
+
+    One row per (data set, activation) that has both runs for `seed`, with the paper's
+    change beside ours (percentage points).
+    """
+    chosen = selected(records)
+    rows = []
+    for name in datasets():
+        for activation in ACTIVATIONS:
+            base = chosen.get((name, activation, "baseline", seed))
+            lifted = chosen.get((name, activation, "class_lr", seed))
+            if base is None or lifted is None:
+                continue
+            test = mcnemar(_correct(base), _correct(lifted))
+            paper_base = paper_value(2, name, activation, "baseline")
+            paper_lifted = paper_value(2, name, activation, "class_lr")
+            rows.append({
+                "dataset": architecture(name).paper_name,
+                "activation": activation,
+                "cutoff": lifted["config"]["cutoff"],
+                "baseline": 100 * base["test_accuracy"],
+                "class_lr": 100 * lifted["test_accuracy"],
+                "change": 100 * (lifted["test_accuracy"] - base["test_accuracy"]),
+                "paper_change": paper_lifted - paper_base,
+                "baseline_only_right": test.a_only,
+                "class_lr_only_right": test.b_only,
+                "p_value": test.p_value,
+            })
+    return pd.DataFrame(rows)
+
+
+def _correct(record: dict[str, Any]) -> np.ndarray:
+    return np.frombuffer(record["test_correct"].encode(), dtype=np.uint8) == ord("1")
+
+
+def outcome_counts(tests: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Per activation: data sets where class-lr is better / worse / equal, and significantly so.
+
+    "Equal" means the same test accuracy; "significant" means McNemar p < `alpha`.
+    """
+    rows = []
+    for activation, group in tests.groupby("activation", sort=False):
+        significant = group["p_value"] < alpha
+        rows.append({
+            "activation": activation,
+            "data sets": len(group),
+            "better": int((group["change"] > 0).sum()),
+            "worse": int((group["change"] < 0).sum()),
+            "equal": int((group["change"] == 0).sum()),
+            "significantly better": int((significant & (group["change"] > 0)).sum()),
+            "significantly worse": int((significant & (group["change"] < 0)).sum()),
+        })
+    return pd.DataFrame(rows).set_index("activation")
+
+
+def paper_outcome_counts() -> pd.DataFrame:
+    """Better / worse / equal counts recomputed from the paper's own Table 2 numbers."""
+    rows = []
+    for name in datasets():
+        for activation in ACTIVATIONS:
+            base = paper_value(2, name, activation, "baseline")
+            lifted = paper_value(2, name, activation, "class_lr")
+            rows.append({"activation": activation, "change": lifted - base, "p_value": np.nan})
+    return outcome_counts(pd.DataFrame(rows)).drop(
+        columns=["significantly better", "significantly worse"])
+
+
+# The paper's own summary (section 4): better / worse / equal, and p < 0.05 counts for SELU.
+PAPER_COUNTS = pd.DataFrame(
+    [
+        {"activation": "selu", "data sets": 45, "better": 21, "worse": 14, "equal": 10,
+         "significantly better": 13, "significantly worse": 6},
+        {"activation": "relu", "data sets": 45, "better": 23, "worse": 11, "equal": 11},
+        {"activation": "tanh", "data sets": 45, "better": 15, "worse": 9, "equal": 21},
+    ]
+).set_index("activation")
 
 
 def build(
