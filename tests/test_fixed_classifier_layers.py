@@ -199,7 +199,7 @@ def test_hadamard_stores_nothing_and_default_scale() -> None:
     layer = HadamardClassifier(2048, 1000)
     assert list(layer.buffers()) == []
     assert set(layer.state_dict()) == {"alpha", "bias"}
-    assert layer.alpha.item() == pytest.approx(1 / math.sqrt(1000))
+    assert layer.alpha.item() == pytest.approx(math.sqrt(2048 / 1000))  # the authors' start
 
 
 # ---------------------------------------------------------------- replace_classifier

@@ -158,7 +158,7 @@ def _specialization(model: SelfNormalizingMLP, x: torch.Tensor, y: np.ndarray, k
     return {"per_layer": per_layer, "overall": overall}
 
 
-class _Training:
+class Training:
     """Model, data and random state of one run, advanced an epoch at a time.
 
     Everything random comes from two seeded sources (the global torch RNG for weights and
@@ -220,8 +220,13 @@ class _Training:
         while self.epoch < until_epoch and not self.diverged:
             self.run_epoch(step)
 
-    def train_class_lr(self, until_epoch: int, alpha_mu: float) -> ClassLR:
-        """Class-based learning rates up to `until_epoch`, mu reset to 1 every half epoch."""
+    def train_class_lr(
+        self, until_epoch: int, alpha_mu: float, on_step: Callable[..., None] | None = None
+    ) -> ClassLR:
+        """Class-based learning rates up to `until_epoch`, mu reset to 1 every half epoch.
+
+        `on_step(optimizer, epoch, batch_index, n_batches)`, if given, sees every step.
+        """
         optimizer = ClassLR(list(self.model.parameters()),
                             managed_layers(self.model.hidden_layers), self.data.n_classes,
                             lr=self.config.learning_rate, alpha_mu=alpha_mu,
@@ -232,6 +237,8 @@ class _Training:
                 optimizer.reset()
             loss = nn.functional.cross_entropy(self.model(x), y)
             optimizer.step(loss, y)
+            if on_step is not None:
+                on_step(optimizer, self.epoch, index, n_batches)
             return loss.detach()
 
         optimizer.attach()
@@ -310,7 +317,7 @@ def run(config: UCIRunConfig) -> dict[str, Any]:
     if config.method == "class_lr":
         return run_cutoffs([config])[0]
     started = time.perf_counter()
-    training = _Training(config)
+    training = Training(config)
     training.train_sgd(config.epochs)
     return training.record(config, started)
 
@@ -332,7 +339,7 @@ def run_cutoffs(configs: Sequence[UCIRunConfig]) -> list[dict[str, Any]]:
     pending, alpha_mu, attempts = list(configs), configs[0].alpha_mu, 0
     while pending and attempts <= MAX_ALPHA_RETRIES:
         started = time.perf_counter()
-        training, diverged = _Training(pending[0]), []
+        training, diverged = Training(pending[0]), []
         for config in pending:
             optimizer = training.train_class_lr(config.cutoff, alpha_mu)
             branch = training.checkpoint()

@@ -158,9 +158,13 @@ class HadamardClassifier(_ScaledNormalizedProjection):
         in_features: ``N``.
         num_classes: ``C``.
         scale: ``None`` -> learned alpha initialised to ``init_scale``; float -> fixed alpha.
-        init_scale: initial alpha when learned; default ``1 / sqrt(C)`` as in the authors'
-            code. Note the authors multiply the *unnormalised* +-1 matrix by alpha, so their
-            initial effective scale on unit columns is ``sqrt(N / C)``; pass that to match.
+        init_scale: initial alpha when learned; default ``sqrt(N / C)``, the authors' start.
+            Their module multiplies the *unnormalised* +-1 matrix ``H[:C, :N]`` by an alpha
+            that starts at ``1 / sqrt(C)``; since ``H[:C, :N] = sqrt(N) Q^T`` here, their
+            logits at the start are ``sqrt(N) / sqrt(C) * Q^T x_hat``, i.e. our alpha =
+            ``sqrt(N / C)`` (2.53 for ResNet's N = 64, C = 10). Only the start is matched: a
+            gradient step on their alpha moves the effective scale ``N`` times as far as the
+            same step on ours (their alpha is ours divided by ``sqrt(N)``).
         bias: keep a learned bias (initialised to 0).
         radix_bits: butterfly stages fused per pass of the transform (1 = radix-2).
         eps: lower bound on ``||x||``.
@@ -179,7 +183,7 @@ class HadamardClassifier(_ScaledNormalizedProjection):
         eps: float = 1e-8,
     ) -> None:
         if init_scale is None:
-            init_scale = 1.0 / math.sqrt(num_classes)
+            init_scale = math.sqrt(in_features / num_classes)  # the authors' effective start
         super().__init__(in_features, num_classes, scale, init_scale, bias, eps)
         self.radix_bits = radix_bits
 

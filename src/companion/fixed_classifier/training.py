@@ -1,0 +1,227 @@
+"""The CIFAR training loop of the fixed-classifier runs: SGD with step decay, per-step logging.
+
+What is measured, and how (the quantities of the paper's Figures 1-3):
+
+- training loss and error: running averages over the epoch's minibatches, with augmentation and
+  batch-norm in training mode, as the authors' code logs them;
+- test ("validation" in the paper's Figure 2) loss and error after every epoch, in eval mode;
+- the classifier's scale: alpha of a fixed classifier, and for a learned `nn.Linear(N, C)` the
+  Frobenius norm of W and the mean of its C per-class row norms ||w_i|| (the fixed classifier's
+  rows alpha * q_i all have norm alpha, so the two are comparable up to the feature norm);
+- the mean norm ||x|| of the classifier's input features over the epoch: the learned model's
+  logits scale with ||w_i|| * ||x||, the fixed model's with alpha alone (x is normalised).
+
+The scale is logged at step 0 and every `log_interval` optimizer steps, and after every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from companion.fixed_classifier.augment import normalize, random_crop_flip, to_channels_first
+from companion.fixed_classifier.layers import find_classifier
+
+EVAL_BATCH = 1000
+
+
+def balanced_subset(labels: np.ndarray, size: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of `size` samples, as equal per class as possible, drawn with `seed`.
+
+    Classes take turns in a seeded random order, so 256 of CIFAR-10's images are 25 or 26 per
+    class. `size=None` (or at least the number of samples) keeps everything.
+    """
+    count = len(labels)
+    if size is None or size >= count:
+        return np.arange(count)
+    order = np.random.default_rng(seed).permutation(count)
+    shuffled = labels[order]
+    rank = np.empty(count, dtype=np.int64)  # position of each sample within its class
+    for label in np.unique(shuffled):
+        members = shuffled == label
+        rank[members] = np.arange(members.sum())
+    chosen = order[np.lexsort((np.arange(count), rank))[:size]]
+    return np.sort(chosen)
+
+
+def classifier_scale(model: nn.Module) -> dict[str, float]:
+    """The scale of the model's classifier: alpha, or the learned weight's norms."""
+    _, layer = find_classifier(model)
+    if isinstance(layer, nn.Linear):
+        weight = layer.weight.detach()  # (C, N)
+        return {"weight_norm": float(weight.norm()),
+                "mean_row_norm": float(weight.norm(dim=1).mean())}
+    return {"alpha": float(layer.alpha)}
+
+
+@dataclass
+class TrainingSettings:
+    """The optimisation recipe (fields of the run config that the loop needs)."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    lr_milestones: tuple[int, ...]
+    lr_decay: float
+    momentum: float
+    weight_decay: float
+    decay_scale_and_bias: bool
+    log_interval: int
+    seed: int
+    augment: bool = True
+
+
+@dataclass
+class TrainingResult:
+    """Per-epoch history, per-step log of the classifier's scale, and whether it diverged."""
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    steps: dict[str, list[float]] = field(default_factory=dict)
+    diverged: bool = False
+
+
+def parameter_groups(model: nn.Module, weight_decay: float,
+                     decay_scale_and_bias: bool) -> list[dict[str, Any]]:
+    """SGD parameter groups: weight decay on everything, or not on the classifier's alpha and b.
+
+    The authors' optimizer decayed every parameter (their fixed-classifier module has no special
+    case), which is the default here (`decay_scale_and_bias=True`).
+    """
+    if decay_scale_and_bias:
+        return [{"params": [p for p in model.parameters() if p.requires_grad],
+                 "weight_decay": weight_decay}]
+    path, layer = find_classifier(model)
+    exempt = [p for name, p in layer.named_parameters() if name in ("alpha", "bias")]
+    exempt_ids = {id(p) for p in exempt}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in exempt_ids]
+    return [{"params": rest, "weight_decay": weight_decay},
+            {"params": exempt, "weight_decay": 0.0}]
+
+
+def learning_rate_at(settings: TrainingSettings, epoch: int) -> float:
+    """lr of 0-based `epoch`: divided by 1/lr_decay at each milestone reached."""
+    passed = sum(epoch >= milestone for milestone in settings.lr_milestones)
+    return settings.learning_rate * settings.lr_decay**passed
+
+
+class Trainer:
+    """Trains `model` on uint8 images (N, H, W, 3) and evaluates on the test images each epoch."""
+
+    def __init__(self, model: nn.Module, settings: TrainingSettings,
+                 train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                 statistics: tuple[tuple[float, ...], tuple[float, ...]]) -> None:
+        self.model = model.to(memory_format=torch.channels_last)
+        self.settings = settings
+        self.train_images, self.train_labels = to_channels_first(train[0]), torch.from_numpy(
+            train[1])
+        self.test_images, self.test_labels = to_channels_first(test[0]), torch.from_numpy(test[1])
+        self.statistics = statistics
+        self.generator = torch.Generator().manual_seed(settings.seed)  # order + augmentation
+        self.optimizer = torch.optim.SGD(
+            parameter_groups(model, settings.weight_decay, settings.decay_scale_and_bias),
+            lr=settings.learning_rate, momentum=settings.momentum)
+        self.step = 0
+        self.result = TrainingResult(
+            history={key: [] for key in ("epoch", "learning_rate", "train_loss", "train_error",
+                                         "test_loss", "test_error", "feature_norm", "seconds")},
+            steps={"step": []},
+        )
+        self._feature_norms: list[Tensor] = []
+        _, classifier = find_classifier(model)
+        classifier.register_forward_pre_hook(self._record_feature_norm)
+        self._log_steps()
+
+    def _record_feature_norm(self, module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        if module.training:
+            self._feature_norms.append(inputs[0].detach().norm(dim=-1).mean())
+
+    def _log_steps(self) -> None:
+        self.result.steps["step"].append(self.step)
+        for key, value in classifier_scale(self.model).items():
+            self.result.steps.setdefault(key, []).append(value)
+
+    def _inputs(self, images: Tensor, augment: bool) -> Tensor:
+        """uint8 (B, C, H, W) -> normalised float32 (B, C, H, W), channels-last."""
+        if augment:
+            images = random_crop_flip(images, self.generator)
+        else:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return normalize(images, *self.statistics)
+
+    def train_epoch(self, epoch: int) -> bool:
+        """One epoch of SGD; False when the loss stopped being finite (the run diverged)."""
+        settings = self.settings
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate_at(settings, epoch)
+        self.model.train()
+        self._feature_norms.clear()
+        order = torch.randperm(len(self.train_labels), generator=self.generator)
+        total_loss, errors = torch.zeros(()), torch.zeros((), dtype=torch.int64)
+        for batch in order.split(settings.batch_size):
+            images, labels = self._inputs(self.train_images[batch], settings.augment), \
+                self.train_labels[batch]
+            logits = self.model(images)
+            loss = F.cross_entropy(logits, labels)
+            if not torch.isfinite(loss):
+                return False
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            total_loss += loss.detach() * len(batch)
+            errors += (logits.detach().argmax(1) != labels).sum()
+            if self.step % settings.log_interval == 0:
+                self._log_steps()
+        count = len(self.train_labels)
+        self._append(train_loss=float(total_loss) / count, train_error=int(errors) / count,
+                     feature_norm=float(torch.stack(self._feature_norms).mean()))
+        return True
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """(mean cross-entropy, error rate) on the test images, in eval mode."""
+        self.model.eval()
+        total_loss, errors = 0.0, 0
+        for start in range(0, len(self.test_labels), EVAL_BATCH):
+            images = self._inputs(self.test_images[start:start + EVAL_BATCH], augment=False)
+            labels = self.test_labels[start:start + EVAL_BATCH]
+            logits = self.model(images)
+            total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+            errors += int((logits.argmax(1) != labels).sum())
+        count = max(len(self.test_labels), 1)
+        return total_loss / count, errors / count
+
+    def _append(self, **values: float) -> None:
+        for key, value in values.items():
+            self.result.history.setdefault(key, []).append(value)
+
+    def fit(self) -> TrainingResult:
+        """Train all epochs (or until divergence); returns the history and the step log."""
+        for epoch in range(self.settings.epochs):
+            started = time.perf_counter()
+            if not self.train_epoch(epoch):
+                self.result.diverged = True
+                break
+            test_loss, test_error = self.evaluate()
+            if not math.isfinite(test_loss):
+                self.result.diverged = True
+                break
+            self._append(epoch=epoch + 1, learning_rate=learning_rate_at(self.settings, epoch),
+                         test_loss=test_loss, test_error=test_error,
+                         **classifier_scale(self.model),
+                         seconds=round(time.perf_counter() - started, 3))
+        self._trim()
+        return self.result
+
+    def _trim(self) -> None:
+        """Keep only complete epochs in the history (a diverged epoch leaves partial entries)."""
+        complete = len(self.result.history["epoch"])
+        for key, values in self.result.history.items():
+            del values[complete:]
