@@ -3,8 +3,8 @@
 The class-lr step needs, for every managed layer, the layer's input activations A (batch, in)
 and the gradient of the batch loss with respect to its output D (batch, out): every per-class
 and per-sample weight gradient is a product of rows of these two. `CapturingLinear` records
-both during the ordinary forward and backward pass and, while capturing, skips autograd's own
-weight gradient (D^T A), which the optimizer forms per class instead.
+both during the ordinary forward and backward pass (a tensor hook on the output) and, while
+capturing, skips autograd's own weight gradient (D^T A), which the optimizer forms per class.
 """
 
 from __future__ import annotations
@@ -22,21 +22,8 @@ class Capture:
     inputs: torch.Tensor | None = None  # (batch, in)
     grad_outputs: torch.Tensor | None = None  # (batch, out), gradient of the batch loss
 
-
-class _CapturedLinearFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, inputs, weight, bias, capture):  # type: ignore[override]
-        ctx.save_for_backward(weight)
-        ctx.capture = capture
-        capture.inputs = inputs.detach()
-        return torch.addmm(bias, inputs, weight.t())
-
-    @staticmethod
-    def backward(ctx, grad_output):  # type: ignore[override]
-        (weight,) = ctx.saved_tensors
-        ctx.capture.grad_outputs = grad_output.detach()
-        grad_input = grad_output @ weight if ctx.needs_input_grad[0] else None
-        return grad_input, None, None, None  # no weight/bias gradient: the optimizer forms it
+    def store_grad_outputs(self, grad: torch.Tensor) -> None:
+        self.grad_outputs = grad
 
 
 class CapturingLinear(nn.Linear):
@@ -46,6 +33,15 @@ class CapturingLinear(nn.Linear):
     capture: Capture | None = None
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if self.capture is None:
+        capture = self.capture
+        if capture is None:
             return super().forward(inputs)
-        return _CapturedLinearFunction.apply(inputs, self.weight, self.bias, self.capture)
+        if not inputs.requires_grad:
+            # The bottom layer's input is data: ask for its gradient (a tiny (B, features)
+            # matmul) so that the output still has a backward pass that reaches the hook.
+            inputs = inputs.detach().requires_grad_()
+        capture.inputs = inputs.detach()
+        # Detached weight and bias: autograd forms no weight gradient, only the input gradient.
+        outputs = nn.functional.linear(inputs, self.weight.detach(), self.bias.detach())
+        outputs.register_hook(capture.store_grad_outputs)
+        return outputs

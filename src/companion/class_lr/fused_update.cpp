@@ -8,51 +8,84 @@
 // so each multiplier is read once and written once, and G_c never exists as a tensor.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <algorithm>
 #include <vector>
+
+// Columns go in blocks of BLOCK so that the block's g and s stay in registers or L1 while the
+// class's input rows stream past.
+constexpr int64_t BLOCK = 64;
+
+// Row o of the weight and of class c's multipliers, from the class's rows first..last.
+template <typename T>
+inline void update_row(T* w_row, T& bias, T* mu_row, T& mu_bias, const T* inputs,
+                       const T* inputs_sq, const T* grads, int64_t first, int64_t last,
+                       int64_t o, int64_t out, int64_t in, T lr, T growth, bool per_sample) {
+  T g_bias = 0, s_bias = 0;
+  for (int64_t r = first; r < last; ++r) {
+    const T dr = grads[r * out + o];
+    g_bias += dr;
+    s_bias += dr * dr;
+  }
+  if (last - first == 1 && per_sample) {
+    // One sample of the class (the common case with many classes): g = d a, s = d^2 a^2,
+    // applied directly without accumulators.
+    const T step = lr * grads[first * out + o], grow = growth * s_bias;
+    const T* a = inputs + first * in;
+    const T* a_sq = inputs_sq + first * in;
+    for (int64_t j = 0; j < in; ++j) {
+      const T m = mu_row[j];
+      w_row[j] -= step * m * a[j];
+      mu_row[j] = m + grow * a_sq[j];
+    }
+    bias -= lr * mu_bias * g_bias;
+    mu_bias += growth * s_bias;
+    return;
+  }
+  for (int64_t i0 = 0; i0 < in; i0 += BLOCK) {
+    const int64_t n = std::min(BLOCK, in - i0);
+    T g[BLOCK] = {}, s[BLOCK] = {};
+    for (int64_t r = first; r < last; ++r) {
+      const T dr = grads[r * out + o], dr_sq = dr * dr;
+      const T* a = inputs + r * in + i0;
+      const T* a_sq = inputs_sq + r * in + i0;
+      for (int64_t j = 0; j < n; ++j) {
+        g[j] += dr * a[j];
+        s[j] += dr_sq * a_sq[j];
+      }
+    }
+    if (!per_sample)
+      for (int64_t j = 0; j < n; ++j) s[j] = g[j] * g[j];
+    T* w = w_row + i0;
+    T* mu = mu_row + i0;
+    for (int64_t j = 0; j < n; ++j) {
+      const T m = mu[j];
+      w[j] -= lr * m * g[j];
+      mu[j] = m + growth * s[j];
+    }
+  }
+  if (!per_sample) s_bias = g_bias * g_bias;
+  bias -= lr * mu_bias * g_bias;
+  mu_bias += growth * s_bias;
+}
 
 template <typename T>
 void update(T* weight, T* bias, T* mu_w, T* mu_b, const T* inputs, const T* inputs_sq,
             const T* grads, const int64_t* offsets, int64_t n_classes, int64_t out,
             int64_t in, double lr_, double growth_, bool per_sample) {
   const T lr = static_cast<T>(lr_), growth = static_cast<T>(growth_);
-  at::parallel_for(0, out, 8, [&](int64_t begin, int64_t end) {
-    std::vector<T> g(in), s(in);
-    for (int64_t o = begin; o < end; ++o) {
-      T* w_row = weight + o * in;
+  // Rows of the weight are taken in tiles small enough to stay in cache (about 128 KiB) while
+  // every present class streams its multipliers for that tile past them: each multiplier is
+  // read and written once, each weight tile once per class from cache.
+  const int64_t tile = std::max<int64_t>(1, 32768 / std::max<int64_t>(in, 1));
+  at::parallel_for(0, out, tile, [&](int64_t begin, int64_t end) {
+    for (int64_t o0 = begin; o0 < end; o0 += tile) {
+      const int64_t o1 = std::min(end, o0 + tile);
       for (int64_t c = 0; c < n_classes; ++c) {
         const int64_t first = offsets[c], last = offsets[c + 1];
         if (first == last) continue;  // class absent from the batch: nothing to touch
-        std::fill(g.begin(), g.end(), T(0));
-        std::fill(s.begin(), s.end(), T(0));
-        T g_bias = 0, s_bias = 0;
-        for (int64_t r = first; r < last; ++r) {
-          const T d = grads[r * out + o], d_sq = d * d;
-          const T* a = inputs + r * in;
-          const T* a_sq = inputs_sq + r * in;
-          for (int64_t i = 0; i < in; ++i) g[i] += d * a[i];
-          if (per_sample)
-            for (int64_t i = 0; i < in; ++i) s[i] += d_sq * a_sq[i];
-          g_bias += d;
-          s_bias += d_sq;
-        }
-        T* mu_row = mu_w + (c * out + o) * in;
-        if (per_sample) {
-          for (int64_t i = 0; i < in; ++i) {
-            const T m = mu_row[i];
-            w_row[i] -= lr * m * g[i];
-            mu_row[i] = m + growth * s[i];
-          }
-        } else {
-          for (int64_t i = 0; i < in; ++i) {
-            const T m = mu_row[i];
-            w_row[i] -= lr * m * g[i];
-            mu_row[i] = m + growth * g[i] * g[i];
-          }
-          s_bias = g_bias * g_bias;
-        }
-        T& m_bias = mu_b[c * out + o];
-        bias[o] -= lr * m_bias * g_bias;
-        m_bias += growth * s_bias;
+        for (int64_t o = o0; o < o1; ++o)
+          update_row(weight + o * in, bias[o], mu_w + (c * out + o) * in, mu_b[c * out + o],
+                     inputs, inputs_sq, grads, first, last, o, out, in, lr, growth, per_sample);
       }
     }
   });

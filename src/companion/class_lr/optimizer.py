@@ -138,22 +138,24 @@ class ClassLR:
                     parameter.add_(parameter.grad, alpha=-self.lr)
             order = torch.argsort(labels, stable=True)
             counts = torch.bincount(labels, minlength=self.n_classes)
-            for index, layer in enumerate(self.layers):
-                if self.kernel is not None:
-                    self._fused_update_layer(index, layer, order, counts, len(labels))
-                else:
+            if self.kernel is not None:
+                offsets = torch.zeros(self.n_classes + 1, dtype=torch.int64)
+                torch.cumsum(counts, 0, out=offsets[1:])
+                for index, layer in enumerate(self.layers):
+                    self._fused_update_layer(index, layer, order, offsets, len(labels))
+            else:
+                for index, layer in enumerate(self.layers):
                     self._update_layer(index, layer, order, counts.tolist(), len(labels))
 
     def _fused_update_layer(
-        self, index: int, layer: CapturingLinear, order: torch.Tensor, counts: torch.Tensor,
+        self, index: int, layer: CapturingLinear, order: torch.Tensor, offsets: torch.Tensor,
         batch: int
     ) -> None:
         """One pass over the layer's multipliers in C++ (see fused_update.cpp)."""
         capture = layer.capture
         assert capture is not None and capture.grad_outputs is not None, "attach() first"
-        inputs, grads = capture.inputs[order], capture.grad_outputs[order]  # rows by class
-        offsets = torch.zeros(self.n_classes + 1, dtype=torch.int64)
-        torch.cumsum(counts, 0, out=offsets[1:])
+        inputs = capture.inputs.index_select(0, order)  # rows grouped by class
+        grads = capture.grad_outputs.index_select(0, order)
         per_sample = self.statistic == "per_sample"
         growth = self.alpha_mu * self.lr * (batch if per_sample else 1)
         self.kernel.fused_class_lr_update(
@@ -167,7 +169,8 @@ class ClassLR:
     ) -> None:
         capture = layer.capture
         assert capture is not None and capture.grad_outputs is not None, "attach() first"
-        inputs, grads = capture.inputs[order], capture.grad_outputs[order]  # rows by class
+        inputs = capture.inputs.index_select(0, order)  # rows grouped by class
+        grads = capture.grad_outputs.index_select(0, order)
         mu_weight, mu_bias = self.mu_weight[index], self.mu_bias[index]
         gradient = self._buffers[index]
         growth = self.alpha_mu * self.lr
