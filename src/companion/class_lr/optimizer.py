@@ -53,9 +53,13 @@ _FUSED_SOURCE = Path(__file__).with_name("fused_update.cpp")
 def fused_kernel() -> Any:
     """The compiled fused update (`fused_update.cpp`), built once per machine and cached by
     torch in ~/.cache/torch_extensions (about a minute the first time; needs a C++ compiler)."""
+    import hashlib
+
     from torch.utils.cpp_extension import load
 
-    return load(name="companion_class_lr_fused", sources=[str(_FUSED_SOURCE)],
+    # The name carries the source's hash: an edited kernel never reuses another's build.
+    digest = hashlib.sha256(_FUSED_SOURCE.read_bytes()).hexdigest()[:12]
+    return load(name=f"companion_class_lr_fused_{digest}", sources=[str(_FUSED_SOURCE)],
                 extra_cflags=["-O3", "-march=native"], verbose=False)
 
 
@@ -160,8 +164,7 @@ class ClassLR:
         growth = self.alpha_mu * self.lr * (batch if per_sample else 1)
         self.kernel.fused_class_lr_update(
             layer.weight.data, layer.bias.data, self.mu_weight[index], self.mu_bias[index],
-            inputs, inputs.square() if per_sample else inputs, grads, offsets, self.lr, growth,
-            per_sample)
+            inputs, grads, offsets, self.lr, growth, per_sample)
         capture.inputs = capture.grad_outputs = None
 
     def _update_layer(
