@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
-from companion.data import uci
+from companion.data import cifar, uci
 from companion.data.sources import DataError
 
 
@@ -33,6 +33,7 @@ def prepare_uci() -> None:
 def main() -> None:
     try:
         prepare_uci()
+        cifar.prepare()  # CIFAR-10: the COMPANION_CIFAR10_JPG archive, the cache or a download
     except DataError as error:
         sys.exit(f"error: {error}")
 

@@ -160,8 +160,11 @@ def _archive_files(archive: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def _directory_files(root: Path) -> Iterator[tuple[str, bytes]]:
+    """(relative path, content) of the batch files and images below `root` (nothing else read)."""
+    wanted = {n for c in CANONICAL.values() for n in (*c.train_files, c.test_file, c.meta_file)}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        yield path.relative_to(root).as_posix(), path.read_bytes()
+        if path.name in wanted or path.name.lower().endswith(IMAGE_EXTENSIONS):
+            yield path.relative_to(root).as_posix(), path.read_bytes()
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -221,7 +224,7 @@ def _class_names(name: str, content: bytes, key: str) -> tuple[str, ...]:
     return tuple(v.decode() if isinstance(v, bytes) else str(v) for v in meta[key])
 
 
-def _decode_image(name: str, content: bytes, resize_to: int | None) -> np.ndarray:
+def _decode_image(content: bytes, resize_to: int | None) -> np.ndarray:
     """One image file as (H, W, 3) uint8 RGB (resized to a square when asked)."""
     from PIL import Image
 
@@ -256,7 +259,7 @@ def _parse(files: Iterator[tuple[str, bytes]], label: str, resize_to: int | None
         if split is None:
             continue
         try:
-            array = _decode_image(name, content, resize_to)
+            array = _decode_image(content, resize_to)
         except Exception as error:  # Pillow raises many types for a broken file
             bad.append(f"{name} ({type(error).__name__}: {error})")
             continue

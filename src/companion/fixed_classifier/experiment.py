@@ -1,0 +1,278 @@
+"""One CIFAR run of "Fix your classifier": a pure function of a frozen config, giving a record.
+
+Recipe (the authors' CIFAR ResNet code, after He et al. 2016): SGD with momentum 0.9, batch 128,
+weight decay 1e-4, learning rate 0.1 divided by 10 twice, 4-pixel pad + random crop + flip,
+per-channel normalisation. The `paper` profile trains ResNet-56 for 164 epochs and divides at
+epochs 81 and 122 (He et al.'s 32k and 48k of 64k iterations); shorter runs divide at 50% and
+75% of their epochs.
+
+Weight decay and the fixed classifier: the authors' optimizer decayed every parameter, alpha and
+the classifier's bias included (their module has no special case, and the paper says alpha "was
+regularized with the same weight decay coefficient used on the original classifier"). We do the
+same by default; `decay_scale_and_bias=False` exempts alpha and b (not used by the notebooks).
+
+Profiles (one code path, three budgets):
+
+| profile | network | train images | test images | epochs | lr divided at |
+|---|---|---|---|---|---|
+| smoke | resnet8 | 256 | 512 | 2 | epoch 1 (by 100) |
+| quick | resnet8 | 3,000 (300 a class) | 1,000 | 12 | epochs 6 and 9 |
+| paper | resnet56 | 50,000 | 10,000 | 164 | epochs 81 and 122 |
+
+Why ResNet-8 for quick: every CIFAR ResNet ends in the same N = 64 features and C = 10 classes,
+so the classifier under study is identical in ResNet-8 and ResNet-56, and ResNet-8 trains
+about 3 times faster than ResNet-20 on a CPU (measured on the project's 2-core machine:
+~900 vs ~300 images/s per thread). With 3,000 images and 12 epochs the six runs of the four
+notebooks took 400 s in all (the four notebooks run fresh with papermill, two runs at a time,
+one thread each, on the 2-core machine shared with other jobs at load average 6): about 2
+minutes a run when two run together, 1 minute alone. 10 epochs took 356 s, 15 epochs 603 s.
+
+Records go to `results/fixed-classifier-<dataset>-<profile>/<config hash>.json`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import platform
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from companion import records
+from companion.data import cifar
+from companion.fixed_classifier.augment import statistics_for
+from companion.fixed_classifier.layers import classifier_features, replace_classifier
+from companion.fixed_classifier.networks import NETWORKS, build, count_parameters
+from companion.fixed_classifier.resnet import cifar_resnet
+from companion.fixed_classifier.training import (
+    Trainer,
+    TrainingSettings,
+    balanced_subset,
+)
+from companion.profiles import resolve_profile
+
+EXPERIMENT = "fixed-classifier"
+CLASSIFIERS = ("learned", "fixed", "hadamard")
+PAPER_EPOCHS = 164
+PAPER_MILESTONES = (81, 122)
+SUBSET_SEED = 0  # the training and test subsets are the same for every run of a profile
+FIGURE3_SCALES = (0.1, 1.0, 10.0)
+
+
+@dataclass(frozen=True)
+class CIFARRunConfig:
+    """Everything a run depends on. Build it with `make_config`."""
+
+    network: str
+    classifier: str = "learned"  # "learned", "fixed" (random orthonormal Q) or "hadamard"
+    scale: float | None = None  # a fixed alpha; None: alpha is learned
+    dataset: str = "cifar10"
+    profile: str = "paper"
+    seed: int = 0
+    epochs: int = PAPER_EPOCHS
+    batch_size: int = 128
+    learning_rate: float = 0.1
+    lr_milestones: tuple[int, ...] = PAPER_MILESTONES
+    lr_decay: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    decay_scale_and_bias: bool = True
+    max_train_samples: int | None = None  # a fixed class-balanced subset (None: all)
+    max_test_samples: int | None = None
+    log_interval: int = 50  # optimizer steps between two logs of the classifier's scale
+    init_scale: float | None = None  # initial learned alpha (None: the layer's default)
+    data_source: str | None = None  # archive or directory for `cifar.load` (None: default)
+
+
+PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
+    "smoke": {"network": "resnet8", "epochs": 2, "max_train_samples": 256,
+              "max_test_samples": 512, "log_interval": 1},
+    "quick": {"network": "resnet8", "epochs": 12, "max_train_samples": 3000,
+              "max_test_samples": 1000, "log_interval": 2},
+    "paper": {"network": "resnet56", "epochs": PAPER_EPOCHS, "max_train_samples": None,
+              "max_test_samples": None, "log_interval": 50},
+}
+
+
+def default_milestones(epochs: int) -> tuple[int, ...]:
+    """Epochs (0-based) from which the lr is divided: the authors' 81, 122 for 164 epochs."""
+    if epochs == PAPER_EPOCHS:
+        return PAPER_MILESTONES
+    return (epochs // 2, (3 * epochs) // 4)
+
+
+def make_config(
+    classifier: str = "learned",
+    scale: float | None = None,
+    profile: str = "paper",
+    seed: int = 0,
+    dataset: str = "cifar10",
+    **overrides: Any,
+) -> CIFARRunConfig:
+    """The config of one run: the profile's budget, the paper's recipe, and any overrides."""
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"classifier must be one of {CLASSIFIERS}, not {classifier!r}")
+    if scale is not None and classifier == "learned":
+        raise ValueError("a fixed scale needs classifier='fixed' or 'hadamard'")
+    profile = resolve_profile(profile)
+    settings = {**PROFILE_SETTINGS[profile], **overrides}
+    settings.setdefault("lr_milestones", default_milestones(settings["epochs"]))
+    settings["lr_milestones"] = tuple(settings["lr_milestones"])
+    config = CIFARRunConfig(classifier=classifier, scale=None if scale is None else float(scale),
+                            dataset=dataset, profile=profile, seed=seed, **settings)
+    network_depth(config.network)  # validates the name
+    return config
+
+
+def network_depth(name: str) -> int | None:
+    """Depth of a CIFAR ResNet name "resnet<6n+2>" not in the registry (e.g. resnet8), else None.
+
+    Registry names (`networks.NETWORKS`) return None; anything else raises ValueError.
+    """
+    if name in NETWORKS:
+        return None
+    match = re.fullmatch(r"resnet(\d+)", name)
+    if match and (int(match[1]) - 2) % 6 == 0 and int(match[1]) >= 8:
+        return int(match[1])
+    raise ValueError(f"unknown network {name!r}: use one of {', '.join(NETWORKS)} or a CIFAR "
+                     "ResNet 'resnet<6n+2>' such as resnet8")
+
+
+def build_model(config: CIFARRunConfig, num_classes: int) -> nn.Module:
+    """The network with its classifier; weights drawn from the global RNG (seed it first)."""
+    options: dict[str, Any] = {}
+    if config.classifier != "learned":
+        options["scale"] = config.scale
+        if config.classifier == "fixed":
+            options["seed"] = config.seed  # the fixed Q
+        if config.init_scale is not None:
+            options["init_scale"] = config.init_scale
+    depth = network_depth(config.network)
+    if depth is None:
+        return build(config.network, num_classes, config.classifier, **options)
+    model = cifar_resnet(depth, num_classes)
+    if config.classifier != "learned":
+        replace_classifier(model, config.classifier, **options)
+    return model
+
+
+def training_settings(config: CIFARRunConfig) -> TrainingSettings:
+    return TrainingSettings(
+        epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+        lr_milestones=config.lr_milestones, lr_decay=config.lr_decay, momentum=config.momentum,
+        weight_decay=config.weight_decay, decay_scale_and_bias=config.decay_scale_and_bias,
+        log_interval=config.log_interval, seed=config.seed)
+
+
+def _finite(value: Any) -> tuple[Any, bool]:
+    """`value` with every non-finite float replaced by None, and whether one was found."""
+    if isinstance(value, float):
+        return (value, False) if math.isfinite(value) else (None, True)
+    if isinstance(value, dict):
+        pairs = {k: _finite(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(bad for _, bad in pairs.values())
+    if isinstance(value, (list, tuple)):
+        items = [_finite(v) for v in value]
+        return [v for v, _ in items], any(bad for _, bad in items)
+    return value, False
+
+
+def run(config: CIFARRunConfig) -> dict[str, Any]:
+    """Train and evaluate one config; return its record (JSON-ready, no NaN)."""
+    started = time.perf_counter()
+    data = cifar.load(config.dataset, source=config.data_source)
+    train = balanced_subset(data.train_y, config.max_train_samples, SUBSET_SEED)
+    test = balanced_subset(data.test_y, config.max_test_samples, SUBSET_SEED)
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
+        torch.manual_seed(config.seed)
+        model = build_model(config, data.num_classes)
+    trainer = Trainer(model, training_settings(config),
+                      (data.train_x[train], data.train_y[train]),
+                      (data.test_x[test], data.test_y[test]),
+                      statistics_for(config.dataset, data.train_x))
+    result = trainer.fit()
+    history, bad_history = _finite(result.history)
+    steps, bad_steps = _finite(result.steps)
+    diverged = result.diverged or bad_history or bad_steps
+    test_error = None if diverged or not history["test_error"] else history["test_error"][-1]
+    test_accuracy = None if test_error is None else round(1 - test_error, 12)  # no 0.40299999...
+    record = {
+        "config": records.config_dict(config),
+        "experiment": experiment_name([config]),
+        "history": history,
+        "steps": steps,
+        "diverged": diverged,
+        "test_error": test_error,
+        "test_accuracy": test_accuracy,
+        "n_train": len(train),
+        "n_test": len(test),
+        "classes": list(data.classes),
+        "parameters": count_parameters(model),
+        "classifier_features": classifier_features(model),
+        "steps_per_epoch": math.ceil(len(train) / config.batch_size),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "git_commit": records.git_commit(),
+    }
+    return json.loads(json.dumps(record, allow_nan=False))  # as read back from its file
+
+
+def group_key(config: CIFARRunConfig) -> CIFARRunConfig:
+    """Every run trains alone (nothing is shared between configs)."""
+    return config
+
+
+def run_group(configs: Sequence[CIFARRunConfig], threads: int | None = None
+              ) -> list[dict[str, Any]]:
+    """Records of `configs`, in order; `threads` overrides the torch threads of the worker."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return [run(config) for config in configs]
+
+
+def experiment_name(grid: Sequence[CIFARRunConfig]) -> str:
+    """`fixed-classifier-<dataset>-<profile>`; a sweep covers one data set and one profile."""
+    kinds = {(c.dataset, c.profile) for c in grid}
+    if len(kinds) != 1:
+        raise ValueError(f"a sweep covers one data set and profile, got {sorted(kinds)}")
+    dataset, profile = kinds.pop()
+    return f"{EXPERIMENT}-{dataset}-{profile}"
+
+
+def run_configs(grid: Sequence[CIFARRunConfig], n_jobs: int = 1,
+                threads_per_run: int | None = None, backend: str = "loky",
+                progress: bool = True) -> list[dict[str, Any]]:
+    """Run (or read back) every config; see `records.run_sweep`.
+
+    `threads_per_run=None` lets the sweep split the cores between its workers. On a machine
+    shared with other jobs, 1 is much faster: a 2-thread ResNet-8 step was 5-8 times slower
+    than a 1-thread one on the project's busy 2-core machine (OpenMP threads wait for each other
+    whenever another process holds a core).
+    """
+    run_threads = functools.partial(run_group, threads=threads_per_run)
+    return records.run_sweep(list(grid), run_threads, experiment_name(grid), n_jobs=n_jobs,
+                             backend=backend, progress=progress, group_key=group_key)
+
+
+def classifier_configs(profile: str, seeds: Sequence[int] = (0,),
+                       classifiers: Sequence[str] = CLASSIFIERS,
+                       **overrides: Any) -> list[CIFARRunConfig]:
+    """Learned vs fixed vs Hadamard classifier, alpha learned (Figures 1 and 2, Table 1)."""
+    return [make_config(kind, None, profile, seed, **overrides)
+            for kind in classifiers for seed in seeds]
+
+
+def scale_configs(profile: str, scales: Sequence[float] = FIGURE3_SCALES,
+                  seeds: Sequence[int] = (0,), **overrides: Any) -> list[CIFARRunConfig]:
+    """Fixed classifier with alpha fixed at each of `scales`, then learned (Figure 3)."""
+    return [make_config("fixed", scale, profile, seed, **overrides)
+            for scale in (*scales, None) for seed in seeds]
