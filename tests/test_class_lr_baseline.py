@@ -124,6 +124,6 @@ def test_table_from_records_puts_ours_beside_paper(uci_dir):
     assert row[("SELU", "diff")] == pytest.approx(row[("SELU", "ours")] - 96.18)
     assert np.isnan(row[("ReLU", "ours")])
     assert table.loc["Connect_4", ("", "status")] == "no data file in our copy"
-    assert table.loc["Letter", ("", "status")] == "left out by this profile"
+    assert table.loc["Letter", ("", "status")] == "no runs at this profile"
     markdown = tables.to_markdown(table)
     assert markdown.count("\n") == 47 and "| Car |" in markdown

@@ -166,7 +166,7 @@ def build(
         if not uci.is_available(name):
             row["status"] = "no data file in our copy"
         elif name not in covered:
-            row["status"] = "left out by this profile"
+            row["status"] = "no runs at this profile"
         else:
             row["status"] = ""
         for activation in ACTIVATIONS:
