@@ -12,7 +12,12 @@ SHARED_UCI = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci"
 
 @pytest.fixture(autouse=True)
 def isolated_outputs(tmp_path_factory, monkeypatch):
-    """Point results and figures at fresh temporary directories for each test."""
+    """Point results and figures at fresh temporary directories for each test.
+
+    `make test` sets COMPANION_PROFILE=smoke for the notebooks; unit tests choose their
+    profiles themselves.
+    """
+    monkeypatch.delenv("COMPANION_PROFILE", raising=False)
     monkeypatch.setenv("COMPANION_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))
     monkeypatch.setenv("COMPANION_FIGURES_DIR", str(tmp_path_factory.mktemp("figures")))
 

@@ -96,3 +96,14 @@ def test_multipliers_only_grow_and_reset():
 def test_only_bottom_sixteen_layers_are_managed():
     model = SelfNormalizingMLP(3, 2, layers=20, hidden=8)
     assert managed_layers(model.hidden_layers) == list(model.hidden_layers)[:16]
+
+
+def test_evaluation_under_no_grad_while_attached():
+    model, x, y = _setup("selu")
+    fast = ClassLR(list(model.parameters()), managed_layers(model.hidden_layers), 4,
+                   lr=0.05, alpha_mu=10.0)
+    fast.attach()
+    with torch.no_grad():
+        logits = model(x[0])  # an evaluation pass between steps must not try to capture
+    assert logits.shape == (12, 4)
+    fast.step(nn.functional.cross_entropy(model(x[1]), y[1]), y[1])

@@ -34,7 +34,7 @@ class CapturingLinear(nn.Linear):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         capture = self.capture
-        if capture is None:
+        if capture is None or not torch.is_grad_enabled():  # evaluation passes: nothing to tap
             return super().forward(inputs)
         if not inputs.requires_grad:
             # The bottom layer's input is data: ask for its gradient (a tiny (B, features)
