@@ -12,6 +12,7 @@ when its files are available (COMPANION_UCI_DIR), else uniform random labels.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -50,11 +51,14 @@ def measure(name: str, repeats: int, reference_repeats: int) -> dict[str, float]
     torch.manual_seed(0)
     model = SelfNormalizingMLP(n_features, n_classes, config.layers, config.hidden,
                                config.shape, "selu", dropout=0.0)
+    # Three copies, so that each method keeps its own state (attached capture, multipliers).
+    lifted, oracle = copy.deepcopy(model), copy.deepcopy(model)
     batches = _batches(name, n_features, n_classes, config.batch_size, repeats + 2)
     sgd = torch.optim.SGD(model.parameters(), lr=config.learning_rate)
-    fast = ClassLR(list(model.parameters()), managed_layers(model.hidden_layers), n_classes,
+    fast = ClassLR(list(lifted.parameters()), managed_layers(lifted.hidden_layers), n_classes,
                    lr=config.learning_rate, alpha_mu=1e5)
-    reference = ReferenceClassLR(model, managed_layers(model.hidden_layers), n_classes,
+    fast.attach()  # as in training: attached for the whole class-lr phase
+    reference = ReferenceClassLR(oracle, managed_layers(oracle.hidden_layers), n_classes,
                                  lr=config.learning_rate, alpha_mu=1e5)
     multipliers = [*fast.mu_weight, *fast.mu_bias]
 
@@ -64,12 +68,10 @@ def measure(name: str, repeats: int, reference_repeats: int) -> dict[str, float]
         sgd.step()
 
     def fast_step(x, y):
-        fast.attach()
-        fast.step(nn.functional.cross_entropy(model(x), y), y)
-        fast.detach()
+        fast.step(nn.functional.cross_entropy(lifted(x), y), y)
 
     def reference_step(x, y):
-        reference.step(nn.functional.cross_entropy(model(x), y, reduction="none"), y)
+        reference.step(nn.functional.cross_entropy(oracle(x), y, reduction="none"), y)
 
     def floor():
         for mu in multipliers:
