@@ -42,7 +42,7 @@ notebooks: data
 		echo "== $$notebook ($(PROFILE))"; \
 		mkdir -p build/$$(dirname $$notebook); \
 		start=$$(date +%s); \
-		$(BIN)/papermill --log-level ERROR $$notebook build/$$notebook \
+		$(BIN)/papermill --no-progress-bar --log-level ERROR $$notebook build/$$notebook \
 			-p profile $(PROFILE) -p n_jobs $(N_JOBS) || exit 1; \
 		echo "   done in $$(( $$(date +%s) - start )) s"; \
 	done
