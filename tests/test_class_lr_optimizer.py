@@ -107,3 +107,20 @@ def test_evaluation_under_no_grad_while_attached():
         logits = model(x[0])  # an evaluation pass between steps must not try to capture
     assert logits.shape == (12, 4)
     fast.step(nn.functional.cross_entropy(model(x[1]), y[1]), y[1])
+
+
+def test_auto_backend_falls_back_to_torch_without_a_compiler(monkeypatch):
+    from companion.class_lr import optimizer
+
+    def no_compiler():
+        raise RuntimeError("Error building extension: c++ not found")
+
+    monkeypatch.setattr(optimizer, "fused_kernel", no_compiler)
+    model, x, y = _setup("relu")
+    with pytest.warns(UserWarning, match="torch-ops"):
+        fallback = ClassLR(list(model.parameters()), managed_layers(model.hidden_layers), 4,
+                           lr=0.05, alpha_mu=1.0)
+    assert fallback.kernel is None
+    with pytest.raises(RuntimeError, match="c\\+\\+ not found"):
+        ClassLR(list(model.parameters()), managed_layers(model.hidden_layers), 4, lr=0.05,
+                alpha_mu=1.0, backend="fused")

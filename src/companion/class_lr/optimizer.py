@@ -33,6 +33,7 @@ sample) as the test oracle.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -44,7 +45,7 @@ from torch import nn
 from companion.class_lr.capture import Capture, CapturingLinear
 
 STATISTICS = ("per_sample", "class_gradient")
-BACKENDS = ("fused", "torch")
+BACKENDS = ("auto", "fused", "torch")
 MAX_MANAGED_LAYERS = 16
 _FUSED_SOURCE = Path(__file__).with_name("fused_update.cpp")
 
@@ -71,6 +72,22 @@ def managed_layers(hidden_layers: Sequence[nn.Module]) -> list[CapturingLinear]:
     return layers  # type: ignore[return-value]
 
 
+def _kernel_for(backend: str) -> Any:
+    """The compiled kernel for "fused"; for "auto" also, unless it cannot be built (no C++
+    compiler), in which case the same step runs in torch ops, with a warning."""
+    if backend == "torch":
+        return None
+    if backend == "fused":
+        return fused_kernel()
+    try:
+        return fused_kernel()
+    except Exception as error:  # a missing compiler surfaces as various build errors
+        warnings.warn(f"class-lr: fused kernel unavailable ({type(error).__name__}); using the "
+                      "slower torch-ops update. Install a C++ compiler for the fast path.",
+                      stacklevel=3)
+        return None
+
+
 class ClassLR:
     """Class-based learning rates for the managed layers; plain SGD for every other parameter.
 
@@ -87,7 +104,7 @@ class ClassLR:
         lr: float,
         alpha_mu: float,
         statistic: str = "per_sample",
-        backend: str = "fused",
+        backend: str = "auto",
     ) -> None:
         if statistic not in STATISTICS:
             raise ValueError(f"statistic must be one of {STATISTICS}, not {statistic!r}")
@@ -95,7 +112,7 @@ class ClassLR:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
         if lr <= 0 or alpha_mu < 0:
             raise ValueError("need lr > 0 and alpha_mu >= 0")
-        self.kernel = fused_kernel() if backend == "fused" else None
+        self.kernel = _kernel_for(backend)
         self.layers = list(layers)
         self.n_classes, self.lr, self.alpha_mu, self.statistic = n_classes, lr, alpha_mu, statistic
         managed = {id(p) for layer in self.layers for p in (layer.weight, layer.bias)}
