@@ -19,12 +19,16 @@ def figures_dir() -> Path:
 
 
 def ours_vs_paper(frame: pd.DataFrame, labels: list[str], quantity: str) -> plt.Figure:
-    """One scatter panel per column label: our value (y) against the paper's (x), with y = x.
+    """One scatter panel per column label (three to a row): ours (y) against the paper's (x).
 
     `frame` has ("<label>", "ours") and ("<label>", "paper") columns, as built by the tables.
     """
-    figure, axes = plt.subplots(1, len(labels), figsize=(4 * len(labels), 4), squeeze=False)
-    for axis, label in zip(axes[0], labels):
+    columns = min(len(labels), 3)
+    rows = -(-len(labels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 4 * rows), squeeze=False)
+    for axis in axes.flat[len(labels):]:
+        axis.set_visible(False)
+    for axis, label in zip(axes.flat, labels):
         paper = frame[(label, "paper")].astype(float)
         ours = frame[(label, "ours")].astype(float)
         shown = paper.notna() & ours.notna()
