@@ -26,7 +26,7 @@ from torch import nn
 from companion import records
 from companion.class_lr.models import SelfNormalizingMLP
 from companion.class_lr.optimizer import ClassLR, managed_layers
-from companion.class_lr.registry import ACTIVATIONS, architecture
+from companion.class_lr.registry import ACTIVATIONS, METHODS, architecture
 from companion.data import uci
 from companion.profiles import resolve_profile
 from companion.statistics import neuron_specialization
@@ -77,7 +77,6 @@ CUTOFFS = {"smoke": (1,), "quick": (1, 2, 3), "paper": (10, 20, 30)}
 # The paper's alpha_mu: 1e5 for SELU and tanh, 1e4 for ReLU, divided by 10 when a run diverges.
 ALPHA_MU = {"selu": 1e5, "tanh": 1e5, "relu": 1e4}
 MAX_ALPHA_RETRIES = 3
-METHODS = ("baseline", "class_lr")
 
 
 def make_config(
