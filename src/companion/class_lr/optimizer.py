@@ -127,7 +127,7 @@ class ClassLR:
 
     @property
     def multiplier_bytes(self) -> int:
-        """Memory of all multipliers: k x (managed weights and biases) x 4 bytes."""
+        """Memory of all multipliers: k x (managed weights and biases) x bytes per number."""
         return sum(m.numel() * m.element_size() for m in [*self.mu_weight, *self.mu_bias])
 
     def reset(self) -> None:
@@ -173,24 +173,17 @@ class ClassLR:
         batch: int
     ) -> None:
         """One pass over the layer's multipliers in C++ (see fused_update.cpp)."""
-        capture = layer.capture
-        assert capture is not None and capture.grad_outputs is not None, "attach() first"
-        inputs = capture.inputs.index_select(0, order)  # rows grouped by class
-        grads = capture.grad_outputs.index_select(0, order)
+        inputs, grads = _rows_by_class(layer, order)
         per_sample = self.statistic == "per_sample"
         growth = self.alpha_mu * self.lr * (batch if per_sample else 1)
         self.kernel.fused_class_lr_update(
             layer.weight.data, layer.bias.data, self.mu_weight[index], self.mu_bias[index],
             inputs, grads, offsets, self.lr, growth, per_sample)
-        capture.inputs = capture.grad_outputs = None
 
     def _update_layer(
         self, index: int, layer: CapturingLinear, order: torch.Tensor, counts: list[int], batch: int
     ) -> None:
-        capture = layer.capture
-        assert capture is not None and capture.grad_outputs is not None, "attach() first"
-        inputs = capture.inputs.index_select(0, order)  # rows grouped by class
-        grads = capture.grad_outputs.index_select(0, order)
+        inputs, grads = _rows_by_class(layer, order)
         mu_weight, mu_bias = self.mu_weight[index], self.mu_bias[index]
         gradient = self._buffers[index]
         growth = self.alpha_mu * self.lr
@@ -214,7 +207,17 @@ class ClassLR:
             else:
                 mu_weight[c].addcmul_(gradient, gradient, value=growth)
                 mu_bias[c].addcmul_(bias_gradient, bias_gradient, value=growth)
-        capture.inputs = capture.grad_outputs = None
+
+
+def _rows_by_class(layer: CapturingLinear, order: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The layer's captured inputs (B, in) and output gradients (B, out), rows sorted by class;
+    the capture is emptied so that a step never reuses another step's rows."""
+    capture = layer.capture
+    assert capture is not None and capture.grad_outputs is not None, "attach() first"
+    inputs = capture.inputs.index_select(0, order)
+    grads = capture.grad_outputs.index_select(0, order)
+    capture.inputs = capture.grad_outputs = None
+    return inputs, grads
 
 
 class ReferenceClassLR:
