@@ -30,6 +30,7 @@ from companion.fixed_classifier.augment import (
 )
 from companion.fixed_classifier.networks import count_parameters
 from companion.fixed_classifier.training import (
+    Trainer,
     TrainingSettings,
     balanced_subset,
     learning_rate_at,
@@ -236,6 +237,43 @@ def test_diverged_runs_are_recorded_without_nan(cifar10_archive):
     assert record["test_accuracy"] is None and record["test_error"] is None
     assert len(record["history"]["epoch"]) < 3
     json.dumps(record, allow_nan=False)
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(cifar10_archive, monkeypatch):
+    config = smoke_config(cifar10_archive, "fixed", epochs=2)
+    whole = experiment.run(config)
+    checkpoint = experiment.checkpoint_path(config)
+    assert not checkpoint.exists() and whole["resumed_after_epoch"] == 0
+
+    original = Trainer.train_epoch
+
+    def killed_in_epoch_two(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", killed_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(config)
+    assert checkpoint.exists()
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    resumed = experiment.run(config)
+    assert resumed["resumed_after_epoch"] == 1 and not checkpoint.exists()
+    for key in ("train_loss", "test_loss", "alpha", "feature_norm"):
+        assert resumed["history"][key] == whole["history"][key], key
+    assert resumed["steps"] == whole["steps"]
+
+
+def test_unusable_checkpoints_are_refused(cifar10_archive):
+    config = smoke_config(cifar10_archive, "learned", epochs=1)
+    checkpoint = experiment.checkpoint_path(config)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="delete it"):
+        experiment.run(config)
+    torch.save({"settings": "other"}, checkpoint)
+    with pytest.raises(RuntimeError, match="other settings"):
+        experiment.run(config)
 
 
 def test_sweep_writes_records_and_resumes(cifar10_archive, monkeypatch):

@@ -40,6 +40,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -184,8 +185,18 @@ def _finite(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
+def checkpoint_path(config: CIFARRunConfig) -> Path:
+    """Where a run keeps its state between epochs: beside its record, `<hash>.checkpoint.pt`."""
+    record = records.record_path(experiment_name([config]), config)
+    return record.with_name(record.stem + ".checkpoint.pt")
+
+
 def run(config: CIFARRunConfig) -> dict[str, Any]:
-    """Train and evaluate one config; return its record (JSON-ready, no NaN)."""
+    """Train and evaluate one config; return its record (JSON-ready, no NaN).
+
+    A run saves a checkpoint after every epoch (`checkpoint_path`), so a killed sweep started
+    again continues each unfinished run from its last complete epoch instead of from scratch.
+    """
     started = time.perf_counter()
     data = cifar.load(config.dataset, source=config.data_source)
     train = balanced_subset(data.train_y, config.max_train_samples, SUBSET_SEED)
@@ -196,7 +207,8 @@ def run(config: CIFARRunConfig) -> dict[str, Any]:
     trainer = Trainer(model, training_settings(config),
                       (data.train_x[train], data.train_y[train]),
                       (data.test_x[test], data.test_y[test]),
-                      statistics_for(config.dataset, data.train_x))
+                      statistics_for(config.dataset, data.train_x),
+                      checkpoint=checkpoint_path(config))
     result = trainer.fit()
     history, bad_history = _finite(result.history)
     steps, bad_steps = _finite(result.steps)
@@ -217,7 +229,8 @@ def run(config: CIFARRunConfig) -> dict[str, Any]:
         "parameters": count_parameters(model),
         "classifier_features": classifier_features(model),
         "steps_per_epoch": math.ceil(len(train) / config.batch_size),
-        "wall_time_s": round(time.perf_counter() - started, 3),
+        "wall_time_s": round(time.perf_counter() - started, 3),  # of the last process only
+        "resumed_after_epoch": trainer.resumed_epochs,  # epochs restored from a checkpoint (0: none)
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),

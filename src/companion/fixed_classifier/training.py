@@ -22,8 +22,10 @@ Speed on a CPU: the model and its inputs are in channels-last memory format, whi
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,13 +119,22 @@ def learning_rate_at(settings: TrainingSettings, epoch: int) -> float:
 
 
 class Trainer:
-    """Trains `model` on uint8 images (N, H, W, 3) and evaluates on the test images each epoch."""
+    """Trains `model` on uint8 images (N, H, W, 3) and evaluates on the test images each epoch.
+
+    With a `checkpoint` path, the state after every epoch (weights, momentum, the data-order
+    generator, the history so far) is saved there atomically, and `fit` continues from it: a
+    run killed after epoch e resumes at epoch e + 1 and ends with the same weights and history
+    as a run that was never stopped (tested). `fit` deletes the file once the last epoch is done.
+    """
 
     def __init__(self, model: nn.Module, settings: TrainingSettings,
                  train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-                 statistics: tuple[tuple[float, ...], tuple[float, ...]]) -> None:
+                 statistics: tuple[tuple[float, ...], tuple[float, ...]],
+                 checkpoint: Path | None = None) -> None:
         self.model = model.to(memory_format=torch.channels_last)
         self.settings = settings
+        self.checkpoint = checkpoint
+        self.resumed_epochs = 0  # epochs restored from the checkpoint by `fit`
         self.train_images = to_channels_first(train[0])  # (N, C, H, W) uint8
         self.train_labels = torch.from_numpy(train[1])
         self.test_images = to_channels_first(test[0])
@@ -208,9 +219,41 @@ class Trainer:
         for key, value in values.items():
             self.result.history.setdefault(key, []).append(value)
 
+    def save_checkpoint(self) -> None:
+        """Write the state after the last complete epoch to `self.checkpoint`, atomically."""
+        assert self.checkpoint is not None
+        state = {"settings": self.settings, "step": self.step,
+                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "generator": self.generator.get_state(),
+                 "history": self.result.history, "steps": self.result.steps}
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.checkpoint.with_name(self.checkpoint.name + ".partial")
+        torch.save(state, partial)
+        os.replace(partial, self.checkpoint)  # a kill mid-write leaves the old checkpoint
+
+    def load_checkpoint(self) -> int:
+        """Restore the state of `self.checkpoint` if it exists; the number of epochs it holds."""
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return 0
+        try:
+            state = torch.load(self.checkpoint, weights_only=False)
+        except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
+            raise RuntimeError(f"cannot read the checkpoint {self.checkpoint} ({error}); delete "
+                               "it to train this run from the start") from error
+        if state["settings"] != self.settings:
+            raise RuntimeError(f"the checkpoint {self.checkpoint} belongs to other settings "
+                               f"({state['settings']}); delete it to train from the start")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.step = state["step"]
+        self.result.history, self.result.steps = state["history"], state["steps"]
+        return len(self.result.history["epoch"])
+
     def fit(self) -> TrainingResult:
         """Train all epochs (or until divergence); returns the history and the step log."""
-        for epoch in range(self.settings.epochs):
+        self.resumed_epochs = self.load_checkpoint()
+        for epoch in range(self.resumed_epochs, self.settings.epochs):
             started = time.perf_counter()
             if not self.train_epoch(epoch):
                 self.result.diverged = True
@@ -223,7 +266,11 @@ class Trainer:
                          test_loss=test_loss, test_error=test_error,
                          **classifier_scale(self.model),
                          seconds=round(time.perf_counter() - started, 3))
+            if self.checkpoint is not None:
+                self.save_checkpoint()
         self._trim()
+        if self.checkpoint is not None:
+            self.checkpoint.unlink(missing_ok=True)
         return self.result
 
     def _trim(self) -> None:
