@@ -230,7 +230,7 @@ def run(config: CIFARRunConfig) -> dict[str, Any]:
         "classifier_features": classifier_features(model),
         "steps_per_epoch": math.ceil(len(train) / config.batch_size),
         "wall_time_s": round(time.perf_counter() - started, 3),  # of the last process only
-        "resumed_after_epoch": trainer.resumed_epochs,  # epochs restored from a checkpoint (0: none)
+        "resumed_after_epoch": trainer.resumed_epochs,  # epochs read from a checkpoint
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
