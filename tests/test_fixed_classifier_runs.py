@@ -143,6 +143,7 @@ def test_balanced_subset():
 def test_learning_rate_schedule():
     assert experiment.default_milestones(164) == (81, 122)
     assert experiment.default_milestones(10) == (5, 7)
+    assert experiment.default_milestones(1) == (1, 1)  # one epoch at the initial lr
     settings = TrainingSettings(epochs=164, batch_size=128, learning_rate=0.1,
                                 lr_milestones=(81, 122), lr_decay=0.1, momentum=0.9,
                                 weight_decay=1e-4, decay_scale_and_bias=True, log_interval=1,
@@ -328,6 +329,13 @@ def test_accuracy_table_and_figures(cifar10_archive):
     figure = figures.error_curves(runs)
     assert figure.axes[0].get_yscale() == "log" and len(figure.axes[0].lines) == 6
     assert math.isfinite(figures.log_slope(runs["fixed"], first_epoch=0))
+    # a subset of the classifiers: the others are "not run", the figures still draw
+    partial = tables.accuracy_table([runs["learned"], runs["fixed"]])
+    assert partial.loc["ResNet56", "hadamard (ours)"] == tables.NOT_RUN
+    assert partial.loc["ResNet50", "hadamard (ours)"] == tables.NEEDS_DATA
+    figure = figures.alpha_over_time({"fixed": runs["fixed"]}, None)
+    assert figure.axes[0].get_legend() is not None and figure.axes[1].get_legend() is None
+    assert [text.get_text() for text in figure.axes[1].texts] == ["no learned-classifier run"]
 
 
 def test_parameter_table_counts_one_network():
@@ -336,3 +344,19 @@ def test_parameter_table_counts_one_network():
     assert row["learned (ours)"] == row["learned (paper)"] == 855_770
     assert row["fixed, alpha learned (ours)"] == 855_131
     assert row["fixed, learned - N*C (ours)"] == row["fixed, learned - N*C (paper)"] == 855_130
+
+
+def test_budget_overrides_and_figure_names():
+    assert experiment.budget_overrides() == {}
+    overrides = experiment.budget_overrides("resnet20", 30)
+    assert overrides == {"network": "resnet20", "epochs": 30}
+    config = experiment.make_config("fixed", profile="paper", **overrides)
+    assert (config.network, config.epochs, config.lr_milestones) == ("resnet20", 30, (15, 22))
+    assert config.max_train_samples is None  # the paper profile's full training set
+    assert experiment.figure_suffix("paper", overrides) == "resnet20-30ep_paper"
+    assert experiment.figure_suffix("quick", {"epochs": 5}) == "5ep_quick"
+    assert experiment.figure_suffix("smoke", {}) == "smoke"
+    with pytest.raises(ValueError, match="unknown network"):
+        experiment.budget_overrides("resnet21")
+    with pytest.raises(ValueError, match="positive integer"):
+        experiment.budget_overrides(epochs=0)

@@ -106,7 +106,7 @@ def default_milestones(epochs: int) -> tuple[int, ...]:
     """Epochs (0-based) from which the lr is divided: the authors' 81, 122 for 164 epochs."""
     if epochs == PAPER_EPOCHS:
         return PAPER_MILESTONES
-    return (epochs // 2, (3 * epochs) // 4)
+    return (max(1, epochs // 2), max(1, (3 * epochs) // 4))  # a 1-epoch run starts at 0.1
 
 
 def make_config(
@@ -130,6 +130,32 @@ def make_config(
                             dataset=dataset, profile=profile, seed=seed, **settings)
     network_depth(config.network)  # validates the name
     return config
+
+
+def budget_overrides(network: str | None = None, epochs: int | None = None) -> dict[str, Any]:
+    """The notebooks' `network` and `epochs` parameters as `make_config` overrides (None: keep
+    the profile's). Changing the epochs moves the lr drops to 50% and 75% of them."""
+    overrides: dict[str, Any] = {}
+    if network is not None:
+        network_depth(network)  # validates the name
+        overrides["network"] = network
+    if epochs is not None:
+        if int(epochs) != epochs or epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, not {epochs!r}")
+        overrides["epochs"] = int(epochs)
+    return overrides
+
+
+def figure_suffix(profile: str, overrides: dict[str, Any]) -> str:
+    """File-name suffix of a notebook's outputs: the profile, after the overridden budget.
+
+    `paper` alone is ResNet-56 for 164 epochs; `resnet20-30ep_paper` is the paper profile's
+    data and recipe with ResNet-20 for 30 epochs.
+    """
+    parts = [overrides["network"]] if "network" in overrides else []
+    if "epochs" in overrides:
+        parts.append(f"{overrides['epochs']}ep")
+    return "_".join(["-".join(parts), profile]) if parts else profile
 
 
 def network_depth(name: str) -> int | None:

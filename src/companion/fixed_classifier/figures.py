@@ -34,27 +34,35 @@ def _mark_epochs(axis: plt.Axes, record: Record) -> None:
             axis.axvline(milestone * per_epoch, color="grey", linestyle=":", linewidth=0.8)
 
 
-def alpha_over_time(fixed: Mapping[str, Record], learned: Record) -> plt.Figure:
+def alpha_over_time(fixed: Mapping[str, Record], learned: Record | None) -> plt.Figure:
     """Figure 1: alpha of each fixed-classifier run (left) and the learned W's norms (right).
 
     Args:
         fixed: label -> record of a run whose alpha is learned (fixed or Hadamard classifier).
-        learned: record of the learned-classifier run (its `steps` log the norms of W).
+        learned: record of the learned-classifier run (its `steps` log the norms of W), or None
+            when only fixed classifiers were run (the right panel then says so).
     """
+    reference = learned if learned is not None else next(iter(fixed.values()), None)
+    if reference is None:
+        raise ValueError("alpha_over_time needs at least one run")
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     for label, record in fixed.items():
         left.plot(*_steps(record, "alpha"), label=label)
-    _mark_epochs(left, learned)
+    _mark_epochs(left, reference)
     left.set(xscale="log", xlabel="training step", ylabel="alpha",
              title="learned scale alpha of a fixed classifier")
-    left.legend()
-    right.plot(*_steps(learned, "mean_row_norm"), label="mean per-class norm ||w_i||",
-               color="C3")
-    right.plot(*_steps(learned, "weight_norm"), label="Frobenius norm ||W||", color="C4")
-    _mark_epochs(right, learned)
+    if fixed:
+        left.legend()
+    if learned is not None:
+        right.plot(*_steps(learned, "mean_row_norm"), label="mean per-class norm ||w_i||",
+                   color="C3")
+        right.plot(*_steps(learned, "weight_norm"), label="Frobenius norm ||W||", color="C4")
+        right.legend()
+    else:
+        right.text(0.5, 0.5, "no learned-classifier run", ha="center", transform=right.transAxes)
+    _mark_epochs(right, reference)
     right.set(xscale="log", xlabel="training step", ylabel="norm",
               title="norm of a learned classifier")
-    right.legend()
     figure.tight_layout()
     return figure
 

@@ -23,6 +23,7 @@ from companion.fixed_classifier.layers import classifier_features
 from companion.fixed_classifier.networks import build, count_parameters
 
 NEEDS_DATA = "needs data"
+NOT_RUN = "not run"
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ def accuracy_table(found: Sequence[dict[str, Any]], rows: Sequence[PaperRow] = P
     `found` are run records (any profile; the first finished record of each data set and
     classifier is used). Data sets without a record show "needs data": CIFAR-100 and ImageNet
     are not in the project's local data (the loaders accept them, see `companion.data.cifar`).
+    A classifier not run on a data set that has records shows "not run".
     """
     ours: dict[tuple[str, str], dict[str, Any]] = {}
     for record in found:
@@ -120,10 +122,11 @@ def accuracy_table(found: Sequence[dict[str, Any]], rows: Sequence[PaperRow] = P
                                  "learned (paper)": row.learned_top1,
                                  "fixed (paper)": row.fixed_top1}
         description = NEEDS_DATA
+        has_data = any(key[0] == dataset for key in ours)
         for kind in ("learned", "fixed", "hadamard"):
             record = ours.get((dataset, kind))
-            entry[f"{kind} (ours)"] = (round(100 * record["test_accuracy"], 2) if record
-                                       else NEEDS_DATA)
+            missing = NOT_RUN if has_data else NEEDS_DATA
+            entry[f"{kind} (ours)"] = round(100 * record["test_accuracy"], 2) if record else missing
             if record:
                 description = _run_description(record)
         entry["our run"] = description
