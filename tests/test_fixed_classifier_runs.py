@@ -6,6 +6,7 @@ a temporary directory), a second or two each.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -346,9 +347,9 @@ def test_parameter_table_counts_one_network():
     assert row["fixed, learned - N*C (ours)"] == row["fixed, learned - N*C (paper)"] == 855_130
 
 
-def test_budget_overrides_and_figure_names():
-    assert experiment.budget_overrides() == {}
-    overrides = experiment.budget_overrides("resnet20", 30)
+def test_notebook_overrides_and_figure_names():
+    assert experiment.notebook_overrides() == {}
+    overrides = experiment.notebook_overrides("resnet20", 30)
     assert overrides == {"network": "resnet20", "epochs": 30}
     config = experiment.make_config("fixed", profile="paper", **overrides)
     assert (config.network, config.epochs, config.lr_milestones) == ("resnet20", 30, (15, 22))
@@ -357,6 +358,21 @@ def test_budget_overrides_and_figure_names():
     assert experiment.figure_suffix("quick", {"epochs": 5}) == "5ep_quick"
     assert experiment.figure_suffix("smoke", {}) == "smoke"
     with pytest.raises(ValueError, match="unknown network"):
-        experiment.budget_overrides("resnet21")
+        experiment.notebook_overrides("resnet21")
     with pytest.raises(ValueError, match="positive integer"):
-        experiment.budget_overrides(epochs=0)
+        experiment.notebook_overrides(epochs=0)
+    assert experiment.notebook_overrides(device="cuda") == {"device": "cuda"}
+
+
+def test_training_device(cifar10_archive):
+    config = smoke_config(cifar10_archive, "fixed", epochs=1)
+    assert experiment.training_device(config) == torch.device("cpu")
+    on_cpu = experiment.run(dataclasses.replace(config, device="cpu"))
+    assert on_cpu["steps"] == experiment.run(config)["steps"] and on_cpu["device"] == "cpu"
+    assert records.config_hash(config) != records.config_hash(
+        dataclasses.replace(config, device="cpu"))  # a None field leaves old hashes alone
+    with pytest.raises(ValueError, match="not a torch device"):
+        experiment.training_device(dataclasses.replace(config, device="gpu7"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            experiment.run(dataclasses.replace(config, device="cuda"))

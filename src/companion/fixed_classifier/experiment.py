@@ -90,6 +90,7 @@ class CIFARRunConfig:
     log_interval: int = 50  # optimizer steps between two logs of the classifier's scale
     init_scale: float | None = None  # initial learned alpha (None: the layer's default)
     data_source: str | None = None  # archive or directory for `cifar.load` (None: default)
+    device: str | None = None  # torch device to train on, e.g. "cuda" (None: the CPU)
 
 
 PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
@@ -132,10 +133,11 @@ def make_config(
     return config
 
 
-def budget_overrides(network: str | None = None, epochs: int | None = None) -> dict[str, Any]:
-    """The notebooks' `network` and `epochs` parameters as `make_config` overrides (None: keep
-    the profile's). Changing the epochs moves the lr drops to 50% and 75% of them."""
-    overrides: dict[str, Any] = {}
+def notebook_overrides(network: str | None = None, epochs: int | None = None,
+                       device: str | None = None) -> dict[str, Any]:
+    """The notebooks' `network`, `epochs` and `device` parameters as `make_config` overrides
+    (None: keep the profile's, and the CPU). Other epochs move the lr drops to 50% and 75%."""
+    overrides: dict[str, Any] = {"device": device} if device is not None else {}
     if network is not None:
         network_depth(network)  # validates the name
         overrides["network"] = network
@@ -217,6 +219,21 @@ def checkpoint_path(config: CIFARRunConfig) -> Path:
     return record.with_name(record.stem + ".checkpoint.pt")
 
 
+def training_device(config: CIFARRunConfig) -> torch.device:
+    """The device of `config` (None: CPU), or a ValueError that says what to do instead."""
+    if config.device is None:
+        return torch.device("cpu")
+    try:
+        device = torch.device(config.device)
+    except RuntimeError as error:
+        raise ValueError(f"device {config.device!r} is not a torch device ({error}); use "
+                         "None for the CPU or e.g. 'cuda' or 'cuda:1'") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {config.device!r} was asked for but torch sees no CUDA GPU "
+                         "here; leave device=None to train on the CPU")
+    return device
+
+
 def run(config: CIFARRunConfig) -> dict[str, Any]:
     """Train and evaluate one config; return its record (JSON-ready, no NaN).
 
@@ -224,6 +241,7 @@ def run(config: CIFARRunConfig) -> dict[str, Any]:
     again continues each unfinished run from its last complete epoch instead of from scratch.
     """
     started = time.perf_counter()
+    device = training_device(config)
     data = cifar.load(config.dataset, source=config.data_source)
     train = balanced_subset(data.train_y, config.max_train_samples, SUBSET_SEED)
     test = balanced_subset(data.test_y, config.max_test_samples, SUBSET_SEED)
@@ -234,7 +252,7 @@ def run(config: CIFARRunConfig) -> dict[str, Any]:
                       (data.train_x[train], data.train_y[train]),
                       (data.test_x[test], data.test_y[test]),
                       statistics_for(config.dataset, data.train_x),
-                      checkpoint=checkpoint_path(config))
+                      checkpoint=checkpoint_path(config), device=device)
     result = trainer.fit()
     history, bad_history = _finite(result.history)
     steps, bad_steps = _finite(result.steps)
@@ -258,6 +276,7 @@ def run(config: CIFARRunConfig) -> dict[str, Any]:
         "wall_time_s": round(time.perf_counter() - started, 3),  # of the last process only
         "resumed_after_epoch": trainer.resumed_epochs,  # epochs read from a checkpoint
         "torch_threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "git_commit": records.git_commit(),

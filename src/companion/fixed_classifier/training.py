@@ -130,17 +130,20 @@ class Trainer:
     def __init__(self, model: nn.Module, settings: TrainingSettings,
                  train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
                  statistics: tuple[tuple[float, ...], tuple[float, ...]],
-                 checkpoint: Path | None = None) -> None:
-        self.model = model.to(memory_format=torch.channels_last)
+                 checkpoint: Path | None = None, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(device=self.device, memory_format=torch.channels_last)
         self.settings = settings
         self.checkpoint = checkpoint
         self.resumed_epochs = 0  # epochs restored from the checkpoint by `fit`
-        self.train_images = to_channels_first(train[0])  # (N, C, H, W) uint8
-        self.train_labels = torch.from_numpy(train[1])
-        self.test_images = to_channels_first(test[0])
-        self.test_labels = torch.from_numpy(test[1])
+        # uint8 images live on the training device (CIFAR-10: 150 MB), batches are cut there
+        self.train_images = to_channels_first(train[0]).to(self.device)  # (N, C, H, W) uint8
+        self.train_labels = torch.from_numpy(train[1]).to(self.device)
+        self.test_images = to_channels_first(test[0]).to(self.device)
+        self.test_labels = torch.from_numpy(test[1]).to(self.device)
         self.statistics = statistics
-        self.generator = torch.Generator().manual_seed(settings.seed)  # order + augmentation
+        # order + augmentation; a CUDA generator draws other numbers than a CPU one
+        self.generator = torch.Generator(self.device).manual_seed(settings.seed)
         self.optimizer = torch.optim.SGD(
             parameter_groups(model, settings.weight_decay, settings.decay_scale_and_bias),
             lr=settings.learning_rate, momentum=settings.momentum)
@@ -179,8 +182,10 @@ class Trainer:
             group["lr"] = learning_rate_at(settings, epoch)
         self.model.train()
         self._feature_norms.clear()
-        order = torch.randperm(len(self.train_labels), generator=self.generator)
-        total_loss, errors = torch.zeros(()), torch.zeros((), dtype=torch.int64)
+        order = torch.randperm(len(self.train_labels), generator=self.generator,
+                               device=self.device)
+        total_loss = torch.zeros((), device=self.device)
+        errors = torch.zeros((), dtype=torch.int64, device=self.device)
         for batch in order.split(settings.batch_size):
             images = self._inputs(self.train_images[batch], settings.augment)
             labels = self.train_labels[batch]
@@ -236,7 +241,7 @@ class Trainer:
         if self.checkpoint is None or not self.checkpoint.exists():
             return 0
         try:
-            state = torch.load(self.checkpoint, weights_only=False)
+            state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
         except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
             raise RuntimeError(f"cannot read the checkpoint {self.checkpoint} ({error}); delete "
                                "it to train this run from the start") from error
@@ -245,7 +250,7 @@ class Trainer:
                                f"({state['settings']}); delete it to train from the start")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())
         self.step = state["step"]
         self.result.history, self.result.steps = state["history"], state["steps"]
         return len(self.result.history["epoch"])
