@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from companion import records
-from companion.fixed_classifier import experiment, figures, tables
+from companion.fixed_classifier import experiment, figures, sweep, tables
 from companion.fixed_classifier.augment import (
     CHANNEL_STATISTICS,
     channel_statistics,
@@ -376,3 +376,18 @@ def test_training_device(cifar10_archive):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             experiment.run(dataclasses.replace(config, device="cuda"))
+
+
+def test_sweep_command_line(cifar10_archive, capsys):
+    arguments = ["--profile", "smoke", "--epochs", "1", "--classifiers", "learned", "fixed",
+                 "--scales", "1", "--data-source", cifar10_archive]
+    sweep.main(arguments)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["classifier"], line["scale"]) for line in lines] == [
+        ("learned", None), ("fixed", None), ("fixed", 1.0)]
+    assert all(0 <= line["test_accuracy"] <= 1 for line in lines)
+    folder = records.results_dir() / "fixed-classifier-cifar10-smoke"
+    assert len(list(folder.glob("*.json"))) == 3
+    for wrong in (["--network", "resnet21"], ["--epochs", "0"], ["--device", "gpu7"]):
+        with pytest.raises(SystemExit):
+            sweep.main(["--profile", "smoke", *wrong])
