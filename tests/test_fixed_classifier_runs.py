@@ -285,6 +285,8 @@ def test_sweep_writes_records_and_resumes(cifar10_archive, monkeypatch):
     assert sorted(p.name for p in folder.glob("*.json")) == sorted(
         f"{records.config_hash(c)}.json" for c in grid)
     assert [r["config"]["classifier"] for r in found] == ["learned", "fixed"]
+    assert experiment.recorded(grid[::-1]) == found[::-1]
+    assert experiment.recorded([smoke_config(cifar10_archive, "hadamard", epochs=1)]) == []
 
     def fail(config):
         raise AssertionError("ran again")
@@ -337,6 +339,38 @@ def test_accuracy_table_and_figures(cifar10_archive):
     figure = figures.alpha_over_time({"fixed": runs["fixed"]}, None)
     assert figure.axes[0].get_legend() is not None and figure.axes[1].get_legend() is None
     assert [text.get_text() for text in figure.axes[1].texts] == ["no learned-classifier run"]
+
+
+def test_accuracy_table_matches_networks_within_a_data_set():
+    def record(dataset, network, classifier, accuracy):
+        return {"config": {"dataset": dataset, "network": network, "classifier": classifier,
+                           "scale": None, "epochs": 1, "profile": "paper"},
+                "test_accuracy": accuracy, "n_train": 10}
+
+    found = [record("cifar100", "resnet20", "fixed", 0.5),
+             record("imagenet", "resnet50", "learned", 0.75),
+             record("imagenet", "resnet50", "fixed", 0.74)]
+    table = tables.accuracy_table(found)
+    assert table.loc["DenseNet-BC(k=12)", "fixed (ours)"] == 50.0  # the data set's only row
+    assert table.loc["DenseNet-BC(k=12)", "learned (ours)"] == tables.NOT_RUN
+    assert "resnet20" in table.loc["DenseNet-BC(k=12)", "our run"]
+    assert (table.loc["ResNet50", "learned (ours)"], table.loc["ResNet50", "fixed (ours)"]) == (
+        75.0, 74.0)
+    for other in ("DenseNet169", "ShuffleNet"):  # ImageNet has three rows: networks must match
+        assert table.loc[other, "learned (ours)"] == tables.NOT_RUN
+    assert table.loc["ResNet56", "learned (ours)"] == tables.NEEDS_DATA
+
+
+def test_recorded_runs_reads_every_data_set(cifar10_archive):
+    cifar100 = fake_cifar(Path(cifar10_archive).with_name("c100.tar.gz"), classes=100, train=100,
+                          test=20)
+    for config in (smoke_config(cifar10_archive, "fixed", epochs=1),
+                   smoke_config(str(cifar100), "fixed", dataset="cifar100", epochs=1,
+                                batch_size=50)):
+        experiment.run_configs([config], progress=False)  # one sweep per data set
+    found = tables.recorded_runs("smoke")
+    assert {r["config"]["dataset"] for r in found} == {"cifar10", "cifar100"}
+    assert tables.recorded_runs("paper", ["cifar100"]) == []
 
 
 def test_parameter_table_counts_one_network():

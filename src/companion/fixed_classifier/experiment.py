@@ -321,6 +321,13 @@ def run_configs(grid: Sequence[CIFARRunConfig], n_jobs: int = 1,
                              backend=backend, progress=progress, group_key=group_key)
 
 
+def recorded(grid: Sequence[CIFARRunConfig]) -> list[dict[str, Any]]:
+    """The records of the configs of `grid` that have run, in grid order; trains nothing."""
+    name = experiment_name(grid)
+    paths = [records.record_path(name, config) for config in grid]
+    return [json.loads(path.read_text()) for path in paths if path.exists()]
+
+
 def classifier_configs(profile: str, seeds: Sequence[int] = (0,),
                        classifiers: Sequence[str] = CLASSIFIERS,
                        **overrides: Any) -> list[CIFARRunConfig]:

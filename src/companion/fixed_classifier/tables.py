@@ -12,13 +12,16 @@ project's papers folder) is copied into `PAPER_TABLE1`. Two fixed-model counts e
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from companion import records
 from companion.class_lr.tables import save  # noqa: F401  (CSV + Markdown, shared helper)
+from companion.fixed_classifier.experiment import EXPERIMENT
 from companion.fixed_classifier.layers import classifier_features
 from companion.fixed_classifier.networks import build, count_parameters
 
@@ -100,35 +103,56 @@ def _run_description(record: dict[str, Any]) -> str:
             f"epochs ({config['profile']})")
 
 
+def _pick(ours: dict[tuple[str, str, str], dict[str, Any]], row: PaperRow, kind: str,
+          only_row: bool) -> dict[str, Any] | None:
+    """The record for `row` and classifier `kind`: same network, or (when `row` is its data
+    set's only row, as for CIFAR-10 and CIFAR-100) a run of any network on that data set."""
+    dataset = DATASET_KEYS[row.dataset]
+    exact = ours.get((dataset, row.network, kind))
+    if exact is not None or not only_row:
+        return exact
+    return next((r for (d, _, k), r in ours.items() if d == dataset and k == kind), None)
+
+
 def accuracy_table(found: Sequence[dict[str, Any]], rows: Sequence[PaperRow] = PAPER_TABLE1
                    ) -> pd.DataFrame:
     """Top-1 accuracy (%), the paper's and ours, one row per Table 1 network.
 
-    `found` are run records (any profile; the first finished record of each data set and
-    classifier is used). Data sets without a record show "needs data": CIFAR-100 and ImageNet
-    are not in the project's local data (the loaders accept them, see `companion.data.cifar`).
-    A classifier not run on a data set that has records shows "not run".
+    `found` are run records (any profile; the first finished learned-alpha record of each data
+    set, network and classifier is used). ImageNet's three rows take only runs of their own
+    network; CIFAR-10's and CIFAR-100's single rows take a run of any network (our CPU runs are
+    smaller ResNets than ResNet-56), named in the "our run" column. Data sets without a record
+    show "needs data": CIFAR-100 and ImageNet are not in the project's local data (the loaders
+    accept them, see `companion.data.cifar`). A classifier not run where others were shows
+    "not run".
     """
-    ours: dict[tuple[str, str], dict[str, Any]] = {}
+    ours: dict[tuple[str, str, str], dict[str, Any]] = {}
     for record in found:
         if record.get("test_accuracy") is None or record["config"].get("scale") is not None:
             continue
-        key = (record["config"]["dataset"], record["config"]["classifier"])
-        ours.setdefault(key, record)
+        config = record["config"]
+        ours.setdefault((config["dataset"], config["network"], config["classifier"]), record)
+    rows_per_dataset = Counter(row.dataset for row in rows)
     table = []
     for row in rows:
-        dataset = DATASET_KEYS[row.dataset]
+        only_row = rows_per_dataset[row.dataset] == 1
         entry: dict[str, Any] = {"network": row.paper_network, "dataset": row.dataset,
                                  "learned (paper)": row.learned_top1,
                                  "fixed (paper)": row.fixed_top1}
-        description = NEEDS_DATA
-        has_data = any(key[0] == dataset for key in ours)
-        for kind in ("learned", "fixed", "hadamard"):
-            record = ours.get((dataset, kind))
-            missing = NOT_RUN if has_data else NEEDS_DATA
+        picked = {kind: _pick(ours, row, kind, only_row) for kind in ("learned", "fixed",
+                                                                       "hadamard")}
+        has_data = any(dataset == DATASET_KEYS[row.dataset] for dataset, _, _ in ours)
+        missing = NOT_RUN if has_data else NEEDS_DATA
+        for kind, record in picked.items():
             entry[f"{kind} (ours)"] = round(100 * record["test_accuracy"], 2) if record else missing
-            if record:
-                description = _run_description(record)
-        entry["our run"] = description
+        described = next((r for r in picked.values() if r), None)
+        entry["our run"] = _run_description(described) if described else missing
         table.append(entry)
     return pd.DataFrame(table).set_index("network")
+
+
+def recorded_runs(profile: str, datasets: Sequence[str] = ("cifar10", "cifar100", "imagenet")
+                  ) -> list[dict[str, Any]]:
+    """Every record of `profile` on `datasets` (what a user with CIFAR-100 or ImageNet ran)."""
+    return [record for dataset in datasets
+            for record in records.load_records(f"{EXPERIMENT}-{dataset}-{profile}")]
