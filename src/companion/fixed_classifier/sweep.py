@@ -25,9 +25,9 @@ def grid(profile: str, classifiers: Sequence[str], scales: Sequence[float],
          seeds: Sequence[int], **overrides: object) -> list[experiment.CIFARRunConfig]:
     """The learned-alpha runs of `classifiers`, then the fixed-alpha runs of `scales`."""
     configs = experiment.classifier_configs(profile, seeds, classifiers, **overrides)
-    if scales:
+    if scales:  # scale_configs ends with the learned-alpha fixed run, already in `configs`
         configs += [c for c in experiment.scale_configs(profile, scales, seeds, **overrides)
-                    if c.scale is not None and c not in configs]
+                    if c.scale is not None]
     return configs
 
 
