@@ -66,6 +66,12 @@ def load_records(experiment: str) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
+def recorded(experiment: str, configs: Iterable[Any]) -> list[dict[str, Any]]:
+    """The records of those `configs` that have run, in order; runs nothing."""
+    paths = [record_path(experiment, config) for config in configs]
+    return [json.loads(path.read_text()) for path in paths if path.is_file()]
+
+
 @cache
 def git_commit() -> str | None:
     """The repository's HEAD commit (with '-dirty' for uncommitted changes), or None."""

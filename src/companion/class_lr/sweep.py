@@ -8,7 +8,6 @@ Command line (what `make` and the long background runs use):
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
@@ -87,9 +86,7 @@ def run_configs(
 
 def recorded(grid: list[experiment.UCIRunConfig]) -> list[dict[str, Any]]:
     """The records that exist for the grid's configs; runs nothing (missing ones are skipped)."""
-    name = experiment_name(grid)
-    paths = [records.record_path(name, config) for config in grid]
-    return [json.loads(path.read_text()) for path in paths if path.is_file()]
+    return records.recorded(experiment_name(grid), grid)
 
 
 def experiment_name(grid: list[experiment.UCIRunConfig]) -> str:

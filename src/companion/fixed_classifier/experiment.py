@@ -323,9 +323,7 @@ def run_configs(grid: Sequence[CIFARRunConfig], n_jobs: int = 1,
 
 def recorded(grid: Sequence[CIFARRunConfig]) -> list[dict[str, Any]]:
     """The records of the configs of `grid` that have run, in grid order; trains nothing."""
-    name = experiment_name(grid)
-    paths = [records.record_path(name, config) for config in grid]
-    return [json.loads(path.read_text()) for path in paths if path.exists()]
+    return records.recorded(experiment_name(grid), grid)
 
 
 def classifier_configs(profile: str, seeds: Sequence[int] = (0,),
