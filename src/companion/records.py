@@ -74,7 +74,8 @@ def recorded(experiment: str, configs: Iterable[Any]) -> list[dict[str, Any]]:
 
 @cache
 def git_commit() -> str | None:
-    """The repository's HEAD commit (with '-dirty' for uncommitted changes), or None."""
+    """The repository's HEAD commit (with '-dirty' for uncommitted changes), else
+    `$COMPANION_GIT_COMMIT` where the tree has no git repository, else None."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
@@ -87,7 +88,8 @@ def git_commit() -> str | None:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return None
+        # A copy of the tree without .git (a cluster or GPU machine): the launcher may say.
+        return os.environ.get("COMPANION_GIT_COMMIT") or None
     return commit + ("-dirty" if dirty else "")
 
 

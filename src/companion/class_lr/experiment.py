@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from companion import records
+from companion.class_lr.convergence import non_convergence
 from companion.class_lr.models import SelfNormalizingMLP
 from companion.class_lr.optimizer import ClassLR, managed_layers
 from companion.class_lr.registry import ACTIVATIONS, METHODS, architecture
@@ -58,6 +59,12 @@ class UCIRunConfig:
     cutoff: int | None = None  # epochs with class-based rates before plain SGD takes over
     alpha_mu: float | None = None  # learning rate of the multipliers (Eq. 6)
     statistic: str | None = None  # "per_sample" (default) or "class_gradient", see optimizer
+    # Initialisation of the weights (None: "lecun", the paper's; "he", "glorot": see models).
+    init: str | None = None
+    # How many times a non-converged class-lr run is retried at alpha_mu / 10 (None: 3).
+    alpha_retries: int | None = None
+    # What counts as "did not converge" for that retry (None: "nonfinite"), see convergence.
+    divergence_rule: str | None = None
 
 
 # Budget of each profile. quick: 10 epochs of at most 2,000 training rows (a seeded subsample
@@ -129,6 +136,7 @@ def build_model(config: UCIRunConfig, n_features: int, n_classes: int) -> SelfNo
         shape=config.shape,
         activation=config.activation,
         dropout=config.dropout,
+        init=config.init or "lecun",
     )
 
 
@@ -182,6 +190,9 @@ class Training:
         self.history: dict[str, list[float]] = {
             "train_loss": [], "val_accuracy": [], "test_accuracy": []}
         self.diverged = False
+        self.initial_train_loss = _mean_loss(self.model, self.x_train, self.y_train)
+        self.first_nonfinite: dict[str, int] | None = None  # where the loss first overflowed
+        self.multiplier_trace: list[dict[str, Any]] = []  # class-lr: mu before every reset
 
     @property
     def epoch(self) -> int:
@@ -196,7 +207,11 @@ class Training:
         total = 0.0
         for index, batch in enumerate(batches):
             loss = step(self.x_train[batch], self.y_train[batch], index, len(batches))
-            total += loss.item() * len(batch)
+            value = loss.item()
+            if not math.isfinite(value) and self.first_nonfinite is None:
+                self.first_nonfinite = {"epoch": self.epoch + 1, "batch": index,
+                                        "batches": len(batches)}
+            total += value * len(batch)
         if not math.isfinite(total):
             self.diverged = True
             return
@@ -231,11 +246,29 @@ class Training:
                             lr=self.config.learning_rate, alpha_mu=alpha_mu,
                             statistic=self.config.statistic or "per_sample")
 
+        stepped = False  # a fresh optimizer has nothing to report before its first step
+
+        def trace(index: int) -> None:
+            """Log mu as it grew over the half epoch that a reset (or the end) closes."""
+            if not stepped:
+                return
+            if index == 0:  # start of an epoch: closes the second half of the one before
+                epoch, half = self.epoch, 2
+            elif index > 0:  # middle of the running epoch: closes its first half
+                epoch, half = self.epoch + 1, 1
+            else:  # end of the class-lr phase (a diverged epoch never completed)
+                epoch, half = self.epoch + int(self.diverged), 2
+            self.multiplier_trace.append({"epoch": epoch, "half": half,
+                                          **optimizer.multiplier_summary()})
+
         def step(x: torch.Tensor, y: torch.Tensor, index: int, n_batches: int) -> torch.Tensor:
+            nonlocal stepped
             if index in (0, (n_batches + 1) // 2):
+                trace(index)
                 optimizer.reset()
             loss = nn.functional.cross_entropy(self.model(x), y)
             optimizer.step(loss, y)
+            stepped = True
             if on_step is not None:
                 on_step(optimizer, self.epoch, index, n_batches)
             return loss.detach()
@@ -244,6 +277,7 @@ class Training:
         try:
             while self.epoch < until_epoch and not self.diverged:
                 self.run_epoch(step)
+            trace(-1)
         finally:
             optimizer.detach()
         return optimizer
@@ -255,6 +289,8 @@ class Training:
             "torch_rng": torch.get_rng_state(),
             "history": copy.deepcopy(self.history),
             "diverged": self.diverged,
+            "first_nonfinite": copy.deepcopy(self.first_nonfinite),
+            "multiplier_trace": copy.deepcopy(self.multiplier_trace),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -263,6 +299,8 @@ class Training:
         torch.set_rng_state(state["torch_rng"])
         self.history = copy.deepcopy(state["history"])
         self.diverged = state["diverged"]
+        self.first_nonfinite = copy.deepcopy(state["first_nonfinite"])
+        self.multiplier_trace = copy.deepcopy(state["multiplier_trace"])
 
     def record(self, config: UCIRunConfig, started: float, **extra: Any) -> dict[str, Any]:
         data = self.data
@@ -277,12 +315,23 @@ class Training:
             "n_classes": data.n_classes,
             **extra,
         }
+        k = data.n_classes
+        record.update(
+            initial_train_loss=self.initial_train_loss,
+            test_label_counts=np.bincount(data.test.y, minlength=k).tolist(),
+            first_nonfinite=self.first_nonfinite,
+        )
+        if config.method == "class_lr":
+            record["multiplier_trace"] = self.multiplier_trace
         if self.diverged:
             record.update(test_accuracy=None, val_accuracy=None, test_correct=None,
-                          neuron_specialization=None)
+                          neuron_specialization=None, test_prediction_counts=None)
         else:
-            correct = (_predict(self.model, self.x_test).numpy() == data.test.y).astype(np.uint8)
+            predictions = _predict(self.model, self.x_test).numpy()
+            correct = (predictions == data.test.y).astype(np.uint8)
             record.update(
+                # the histogram of predicted classes shows a collapse to one class
+                test_prediction_counts=np.bincount(predictions, minlength=k).tolist(),
                 test_accuracy=float(correct.mean()),
                 val_accuracy=self.history["val_accuracy"][-1],
                 # one character per test sample, "1" = correctly classified (McNemar's test)
@@ -326,32 +375,49 @@ def run_cutoffs(configs: Sequence[UCIRunConfig]) -> list[dict[str, Any]]:
 
     Train with class-based rates to the first cutoff, branch off a copy that finishes with
     plain SGD, go on to the next cutoff, and so on: each record equals that of a run from
-    scratch. A cutoff whose run diverges is retried with alpha_mu / 10 (the paper's rule), up
-    to MAX_ALPHA_RETRIES times; the record keeps the alpha_mu that was used.
+    scratch. A cutoff whose run did not converge (`convergence.non_convergence` under the
+    config's `divergence_rule`) is retried with alpha_mu / 10 (the paper's rule), up to
+    `alpha_retries` times (default MAX_ALPHA_RETRIES); the record keeps the alpha_mu that was
+    used and, in `attempts`, every alpha_mu tried with the reason it was rejected.
     """
     given = list(configs)
     configs = sorted(given, key=lambda c: c.cutoff or 0)
     shared = {group_key(c) for c in configs}
     if len(shared) != 1 or any(c.method != "class_lr" for c in configs):
         raise ValueError("run_cutoffs takes class-lr configs that differ only in cutoff")
+    first = configs[0]
+    retries = MAX_ALPHA_RETRIES if first.alpha_retries is None else first.alpha_retries
+    rule = first.divergence_rule or "nonfinite"
     results: dict[int, dict[str, Any]] = {}
-    pending, alpha_mu, attempts = list(configs), configs[0].alpha_mu, 0
-    while pending and attempts <= MAX_ALPHA_RETRIES:
+    rejected: dict[int, list[dict[str, Any]]] = {c.cutoff: [] for c in configs}
+    pending, alpha_mu, attempt = list(configs), first.alpha_mu, 0
+    while pending and attempt <= retries:
         started = time.perf_counter()
-        training, diverged = Training(pending[0]), []
+        training, failed = Training(pending[0]), []
         for config in pending:
             optimizer = training.train_class_lr(config.cutoff, alpha_mu)
             branch = training.checkpoint()
             training.train_sgd(config.epochs)
             record = training.record(config, started, alpha_mu_used=alpha_mu,
-                                     multiplier_mib=round(optimizer.multiplier_bytes / 2**20, 3))
-            if training.diverged:
-                diverged.append(config)
+                                     multiplier_mib=round(optimizer.multiplier_bytes / 2**20, 3),
+                                     attempts=list(rejected[config.cutoff]))
+            reason = non_convergence(record, rule)
+            record["non_convergence"] = reason
+            if reason is not None:
+                failed.append(config)
+                rejected[config.cutoff].append({"alpha_mu": alpha_mu, "reason": reason})
             results[config.cutoff] = record
             training.restore(branch)
             started = time.perf_counter()
-        pending, alpha_mu, attempts = diverged, alpha_mu / 10, attempts + 1
+        pending, alpha_mu, attempt = failed, alpha_mu / 10, attempt + 1
     return [results[c.cutoff] for c in given]
+
+
+@torch.no_grad()
+def _mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean cross-entropy over (x, y) in eval mode (no dropout, no random numbers drawn)."""
+    model.eval()
+    return float(nn.functional.cross_entropy(model(x), y))
 
 
 def _accuracy(model: nn.Module, x: torch.Tensor, y: np.ndarray) -> float:

@@ -8,7 +8,10 @@ Reading of Table 1 (our choice, the paper does not spell it out):
 - SELU nets use AlphaDropout; ReLU and tanh nets the same architecture with plain Dropout (the
   only difference the paper names). Dropout follows every hidden activation.
 - All weights start LeCun-normal (std = 1/sqrt(fan_in)), biases at zero, for every activation:
-  the paper changes nothing but the dropout variant between activations.
+  the paper changes nothing but the dropout variant between activations. `init="he"`
+  (std = sqrt(2/fan_in), the usual choice for ReLU) and `init="glorot"` (std =
+  sqrt(2/(fan_in + fan_out)), the usual choice for tanh) are the alternatives the protocol
+  study tests (see `notebooks/class_lr/protocol_findings.ipynb`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,18 @@ from torch import nn
 from companion.class_lr.capture import CapturingLinear
 
 ACTIVATION_MODULES = {"selu": nn.SELU, "relu": nn.ReLU, "tanh": nn.Tanh}
+INITS = ("lecun", "he", "glorot")
+
+
+def init_std(init: str, fan_in: int, fan_out: int) -> float:
+    """Standard deviation of the normal initialisation `init` for a (fan_out, fan_in) weight."""
+    if init == "lecun":
+        return 1 / math.sqrt(fan_in)
+    if init == "he":
+        return math.sqrt(2 / fan_in)
+    if init == "glorot":
+        return math.sqrt(2 / (fan_in + fan_out))
+    raise ValueError(f"init must be one of {INITS}, not {init!r}")
 
 
 def hidden_widths(layers: int, hidden: int, n_classes: int, shape: str) -> list[int]:
@@ -51,12 +66,14 @@ class SelfNormalizingMLP(nn.Module):
         shape: str = "rectangular",
         activation: str = "selu",
         dropout: float = 0.0,
+        init: str = "lecun",
     ) -> None:
         super().__init__()
         if activation not in ACTIVATION_MODULES:
             raise ValueError(f"activation must be one of {list(ACTIVATION_MODULES)}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), not {dropout}")
+        init_std(init, 1, 1)  # validates the name before anything is built
         widths = [n_features, *hidden_widths(layers, hidden, n_classes, shape)]
         # CapturingLinear behaves as nn.Linear unless the class-lr optimizer taps it.
         self.hidden_layers = nn.ModuleList(
@@ -67,7 +84,8 @@ class SelfNormalizingMLP(nn.Module):
         dropout_module = nn.AlphaDropout if activation == "selu" else nn.Dropout
         self.dropout = dropout_module(dropout) if dropout > 0 else nn.Identity()
         for linear in [*self.hidden_layers, self.output_layer]:
-            nn.init.normal_(linear.weight, std=1 / math.sqrt(linear.in_features))
+            std = init_std(init, linear.in_features, linear.out_features)
+            nn.init.normal_(linear.weight, std=std)
             nn.init.zeros_(linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

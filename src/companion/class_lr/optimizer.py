@@ -33,6 +33,7 @@ sample) as the test oracle.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from functools import cache
@@ -129,6 +130,23 @@ class ClassLR:
     def multiplier_bytes(self) -> int:
         """Memory of all multipliers: k x (managed weights and biases) x bytes per number."""
         return sum(m.numel() * m.element_size() for m in [*self.mu_weight, *self.mu_bias])
+
+    @torch.no_grad()
+    def multiplier_summary(self) -> dict[str, Any]:
+        """Largest multiplier of each managed layer (weights and bias) and the mean over all.
+
+        Read just before a reset, it is how far mu grew within the half epoch: the evidence
+        of where a run blows up. Non-finite values are reported as None (JSON has no inf).
+        """
+        maxima, total, count = [], 0.0, 0
+        for mu_weight, mu_bias in zip(self.mu_weight, self.mu_bias):
+            largest = max(mu_weight.max().item(), mu_bias.max().item())
+            maxima.append(largest if math.isfinite(largest) else None)
+            total += mu_weight.sum(dtype=torch.float64).item() + mu_bias.sum(
+                dtype=torch.float64).item()
+            count += mu_weight.numel() + mu_bias.numel()
+        mean = total / count
+        return {"max_per_layer": maxima, "mean": mean if math.isfinite(mean) else None}
 
     def reset(self) -> None:
         """Every multiplier back to 1 (the paper: every half epoch)."""

@@ -1,0 +1,133 @@
+"""The protocol study: the runs that settle the questions the paper leaves open.
+
+Each study is a grid of paper-profile configs, chosen before any of it ran (issue 9):
+
+- `eq6`: both minibatch readings of Eq. 6 (`statistic` "per_sample" and "class_gradient") at
+  every alpha_mu of the paper's ladder (start, /10, /100, /1000), no retries, on a fixed subset
+  of 13 data sets (2 to 100 classes, 89 to 8,083 training rows, 2 to 32 layers) and all three
+  activations. A retry protocol under any rule of `convergence` is then read off these runs:
+  a run at alpha_mu / 10 from scratch is exactly the retry of a run at alpha_mu.
+- `errata`: yeast with Klambauer et al.'s 3 layers (Table 1 prints 32), wine-quality-red with
+  dropout 0 (Table 1 prints 0.05), against the printed rows.
+- `init`: He-normal ReLU and Glorot-normal tanh baselines beside the paper's LeCun-normal.
+- `split`: image-segmentation on its original split (2,100 test rows instead of 105).
+- `seeds`: baseline seeds 1-4 of every available data set (the seed drives the validation
+  split, the initialisation, dropout and the batch order), cheapest first.
+
+Command line (what the background and GPU-machine runs use):
+
+    python -m companion.class_lr.protocol --studies eq6 errata --n-jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from companion.class_lr import experiment, sweep
+from companion.class_lr.registry import ACTIVATIONS
+
+EQ6_DATASETS = (
+    "statlog-german-credit", "titanic", "hill-valley", "oocytes_merluccius_nucleus_4d",
+    "magic", "abalone", "car", "page-blocks", "image-segmentation", "led-display",
+    "cardiotocography-10clases", "plant-margin", "plant-shape",
+)
+READINGS = ("per_sample", "class_gradient")
+LADDER_STEPS = 4  # alpha_mu, /10, /100, /1000
+OUTLIER_DATASETS = (
+    "yeast", "plant-shape", "hill-valley", "titanic", "image-segmentation",
+    "oocytes_merluccius_nucleus_4d", "cardiotocography-10clases",
+)
+# The rows of Table 1 that differ from Klambauer et al.'s selected configurations.
+ERRATA = {"yeast": {"layers": 3}, "wine-quality-red": {"dropout": 0.0}}
+USUAL_INIT = {"relu": "he", "tanh": "glorot"}
+STUDIES = ("eq6", "errata", "init", "split", "seeds")
+
+
+def alpha_ladder(activation: str) -> list[float]:
+    """The paper's starting alpha_mu for `activation` and its reductions by 10."""
+    start = experiment.ALPHA_MU[activation]
+    return [start / 10**step for step in range(LADDER_STEPS)]
+
+
+def eq6_grid(
+    datasets: Sequence[str] = EQ6_DATASETS, readings: Sequence[str] = READINGS, **overrides
+) -> list[experiment.UCIRunConfig]:
+    """Every (data set, activation, reading, alpha_mu, cutoff), retries off."""
+    grid = []
+    for name in datasets:
+        for activation in ACTIVATIONS:
+            for reading in readings:
+                for alpha_mu in alpha_ladder(activation):
+                    grid += sweep.configs([name], [activation], ["class_lr"], profile="paper",
+                                          alpha_mu=alpha_mu, statistic=reading,
+                                          alpha_retries=0, **overrides)
+    return grid
+
+
+def errata_grid() -> list[experiment.UCIRunConfig]:
+    """Baselines of both readings of each erratum row, plus the class-lr ladder of yeast's
+    3-layer net (the printed 32-layer one is in the committed records)."""
+    grid = []
+    for name, change in ERRATA.items():
+        grid += sweep.configs([name], methods=["baseline"], profile="paper")
+        grid += sweep.configs([name], methods=["baseline"], profile="paper", **change)
+    grid += eq6_grid(["yeast"], **ERRATA["yeast"])
+    return grid
+
+
+def init_grid(datasets: Sequence[str] | None = None) -> list[experiment.UCIRunConfig]:
+    """The usual initialisation of each non-SELU activation, baselines."""
+    names = datasets or sorted(set(EQ6_DATASETS) | set(OUTLIER_DATASETS))
+    return [config for activation, init in USUAL_INIT.items()
+            for config in sweep.configs(names, [activation], profile="paper", init=init)]
+
+
+def split_grid(seeds: Sequence[int] = (0, 1, 2)) -> list[experiment.UCIRunConfig]:
+    """image-segmentation on its original 2,100-row test file, baselines and class-lr."""
+    return sweep.configs(["image-segmentation"], methods=["baseline", "class_lr"],
+                         seeds=seeds, profile="paper", split="original")
+
+
+def seeds_grid(seeds: Sequence[int] = (1, 2, 3, 4), cheapest: int | None = None
+               ) -> list[experiment.UCIRunConfig]:
+    """Baseline seeds of every available data set, cheapest data set first."""
+    names = sweep.datasets_by_cost("paper")[:cheapest]
+    return [config for seed in seeds for name in names
+            for config in sweep.configs([name], seeds=[seed], profile="paper")]
+
+
+def study_grid(studies: Sequence[str]) -> list[experiment.UCIRunConfig]:
+    """The configs of the named studies, in the order given (a sweep runs them in order);
+    within `eq6`, the rungs of the alpha_mu ladder run top first, so that a sweep cut short
+    leaves whole rungs."""
+    builders = {"eq6": eq6_grid, "errata": errata_grid, "init": init_grid,
+                "split": split_grid, "seeds": seeds_grid}
+    unknown = [s for s in studies if s not in builders]
+    if unknown:
+        raise ValueError(f"unknown studies {unknown}; choose from {STUDIES}")
+    grid: dict[experiment.UCIRunConfig, None] = {}
+    for study in studies:
+        configs = builders[study]()
+        if study == "eq6":
+            configs.sort(key=lambda c: experiment.ALPHA_MU[c.activation] / c.alpha_mu)
+        grid.update(dict.fromkeys(configs))
+    return list(grid)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", nargs="*", default=list(STUDIES), choices=STUDIES)
+    parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument("--list", action="store_true", help="print the grid size and stop")
+    args = parser.parse_args(argv)
+    grid = study_grid(args.studies)
+    if args.list:
+        print(f"{len(grid)} runs in {', '.join(args.studies)}")
+        return
+    done = sweep.run_configs(grid, n_jobs=args.n_jobs)
+    print(f"{len(done)} runs recorded in results/{sweep.experiment_name(grid)}/")
+
+
+if __name__ == "__main__":
+    main()
