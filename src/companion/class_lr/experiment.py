@@ -84,6 +84,23 @@ CUTOFFS = {"smoke": (1,), "quick": (1, 2, 3), "paper": (10, 20, 30)}
 # The paper's alpha_mu: 1e5 for SELU and tanh, 1e4 for ReLU, divided by 10 when a run diverges.
 ALPHA_MU = {"selu": 1e5, "tanh": 1e5, "relu": 1e4}
 MAX_ALPHA_RETRIES = 3
+# The protocol settled by the study (notebooks/class_lr/protocol_findings.ipynb): the class
+# part of the batch gradient, squared, as Eq. 6's statistic; a collapse driven by grown
+# multipliers counts as non-convergence; He initialisation for ReLU nets. PRE_STUDY undoes it
+# (the protocol of the records made before the study).
+SETTLED_CLASS_LR = {"statistic": "class_gradient", "divergence_rule": "blowup"}
+SETTLED_INIT = {"relu": {"init": "he"}}
+PRE_STUDY = {"divergence_rule": None, "init": None}  # and class-lr statistic "per_sample"
+
+
+def pre_study(config: UCIRunConfig) -> UCIRunConfig:
+    """The config as the protocol before the study would have made it (printed Table 1 row,
+    LeCun init, per-sample Eq. 6 reading, only non-finite losses retried)."""
+    printed = architecture(config.dataset, printed=True)
+    changes: dict[str, Any] = {**PRE_STUDY, "layers": printed.layers, "dropout": printed.dropout}
+    if config.method == "class_lr":
+        changes["statistic"] = "per_sample"
+    return replace(config, **changes)
 
 
 def make_config(
@@ -107,10 +124,11 @@ def make_config(
     if method == "class_lr":
         if cutoff is None:
             raise ValueError(f"class_lr needs a cutoff epoch, e.g. one of {CUTOFFS[profile]}")
-        overrides = {"cutoff": cutoff, "alpha_mu": ALPHA_MU[activation],
-                     "statistic": "per_sample", **overrides}
+        overrides = {"cutoff": cutoff, "alpha_mu": ALPHA_MU[activation], **SETTLED_CLASS_LR,
+                     **overrides}
     elif cutoff is not None:
         raise ValueError("cutoff only applies to method='class_lr'")
+    overrides = {**SETTLED_INIT.get(activation, {}), **overrides}
     arch = architecture(dataset)
     config = UCIRunConfig(
         dataset=arch.dataset,

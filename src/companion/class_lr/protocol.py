@@ -23,8 +23,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
-from companion.class_lr import experiment, sweep
+from companion import records
+from companion.class_lr import experiment, registry, sweep
+from companion.class_lr.convergence import non_convergence
 from companion.class_lr.registry import ACTIVATIONS
 
 EQ6_DATASETS = (
@@ -39,9 +43,13 @@ OUTLIER_DATASETS = (
     "oocytes_merluccius_nucleus_4d", "cardiotocography-10clases",
 )
 # The rows of Table 1 that differ from Klambauer et al.'s selected configurations.
-ERRATA = {"yeast": {"layers": 3}, "wine-quality-red": {"dropout": 0.0}}
+ERRATA = {"yeast": {"layers": 3}, "wine-quality-red": {"dropout": 0.0}}  # Klambauer et al.
 USUAL_INIT = {"relu": "he", "tanh": "glorot"}
 STUDIES = ("eq6", "errata", "init", "split", "seeds")
+# The studies ran before their outcome became the default: they pin the settings of that time
+# (LeCun init, no divergence rule; class-lr studies name their reading) so that their configs,
+# and so their record names, stay what ran.
+AS_RUN = {"init": None, "divergence_rule": None}
 
 
 def alpha_ladder(activation: str) -> list[float]:
@@ -61,7 +69,7 @@ def eq6_grid(
                 for alpha_mu in alpha_ladder(activation):
                     grid += sweep.configs([name], [activation], ["class_lr"], profile="paper",
                                           alpha_mu=alpha_mu, statistic=reading,
-                                          alpha_retries=0, **overrides)
+                                          alpha_retries=0, **{**AS_RUN, **overrides})
     return grid
 
 
@@ -70,8 +78,11 @@ def errata_grid() -> list[experiment.UCIRunConfig]:
     3-layer net (the printed 32-layer one is in the committed records)."""
     grid = []
     for name, change in ERRATA.items():
-        grid += sweep.configs([name], methods=["baseline"], profile="paper")
-        grid += sweep.configs([name], methods=["baseline"], profile="paper", **change)
+        printed = registry.architecture(name, printed=True)
+        as_printed = {"layers": printed.layers, "dropout": printed.dropout}
+        for variant in (as_printed, {**as_printed, **change}):
+            grid += sweep.configs([name], methods=["baseline"], profile="paper",
+                                  **AS_RUN, **variant)
     grid += eq6_grid(["yeast"], **ERRATA["yeast"])
     return grid
 
@@ -79,14 +90,18 @@ def errata_grid() -> list[experiment.UCIRunConfig]:
 def init_grid(datasets: Sequence[str] | None = None) -> list[experiment.UCIRunConfig]:
     """The usual initialisation of each non-SELU activation, baselines."""
     names = datasets or sorted(set(EQ6_DATASETS) | set(OUTLIER_DATASETS))
-    return [config for activation, init in USUAL_INIT.items()
-            for config in sweep.configs(names, [activation], profile="paper", init=init)]
+    return [config for activation, init in USUAL_INIT.items() for name in names
+            for config in sweep.configs([name], [activation], profile="paper",
+                                        **{**AS_RUN, "init": init, **_printed([name])})]
 
 
 def split_grid(seeds: Sequence[int] = (0, 1, 2)) -> list[experiment.UCIRunConfig]:
     """image-segmentation on its original 2,100-row test file, baselines and class-lr."""
-    return sweep.configs(["image-segmentation"], methods=["baseline", "class_lr"],
-                         seeds=seeds, profile="paper", split="original")
+    baselines = sweep.configs(["image-segmentation"], seeds=seeds, profile="paper",
+                              split="original", **AS_RUN)
+    lifted = sweep.configs(["image-segmentation"], methods=["class_lr"], seeds=seeds,
+                           profile="paper", split="original", statistic="per_sample", **AS_RUN)
+    return [c for seed in seeds for c in baselines + lifted if c.seed == seed]
 
 
 def seeds_grid(seeds: Sequence[int] = (1, 2, 3, 4), cheapest: int | None = None
@@ -94,7 +109,13 @@ def seeds_grid(seeds: Sequence[int] = (1, 2, 3, 4), cheapest: int | None = None
     """Baseline seeds of every available data set, cheapest data set first."""
     names = sweep.datasets_by_cost("paper")[:cheapest]
     return [config for seed in seeds for name in names
-            for config in sweep.configs([name], seeds=[seed], profile="paper")]
+            for config in sweep.configs([name], seeds=[seed], profile="paper", **AS_RUN,
+                                        **_printed([name]))]
+
+
+def _printed(names: Sequence[str]) -> dict[str, int]:
+    """yeast's printed 32 layers, which these studies used (ERRATA made 3 the default later)."""
+    return {"layers": 32} if list(names) == ["yeast"] else {}
 
 
 def study_grid(studies: Sequence[str]) -> list[experiment.UCIRunConfig]:
@@ -131,3 +152,52 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def ladder(config: experiment.UCIRunConfig) -> list[experiment.UCIRunConfig]:
+    """The `eq6` runs (one per alpha_mu, no retries) that a retrying class-lr config reads."""
+    rungs = [config.alpha_mu / 10**step for step in range(LADDER_STEPS)]
+    return [replace(config, alpha_mu=rung, alpha_retries=0, divergence_rule=None)
+            for rung in rungs]
+
+
+def assemble(config: experiment.UCIRunConfig) -> dict[str, Any] | None:
+    """The record `run_cutoffs` would write for `config`, read off its ladder's records.
+
+    A run at alpha_mu / 10 from scratch is exactly the retry of a run at alpha_mu, so the
+    record of the first rung that converges under the config's rule is the retry protocol's
+    record; it keeps the rejected rungs in `attempts` and names its sources in
+    `assembled_from`. None when a rung it needs has no record.
+    """
+    rule = config.divergence_rule or "nonfinite"
+    retries = experiment.MAX_ALPHA_RETRIES if config.alpha_retries is None else (
+        config.alpha_retries)
+    attempts: list[dict[str, Any]] = []
+    for rung in ladder(config)[: retries + 1]:
+        found = records.recorded(experiment.EXPERIMENT + "-" + config.profile, [rung])
+        if not found:
+            return None
+        record = dict(found[0])
+        reason = non_convergence(record, rule)
+        if reason is None or len(attempts) == retries:
+            break
+        attempts.append({"alpha_mu": rung.alpha_mu, "reason": reason})
+    record.update(config=records.config_dict(config), attempts=attempts,
+                  non_convergence=reason,
+                  assembled_from=[records.config_hash(r) for r in ladder(config)[
+                      : len(attempts) + 1]])
+    return record
+
+
+def assemble_settled(datasets: Sequence[str] = (*EQ6_DATASETS, "yeast"),
+                     activations: Sequence[str] = ("selu", "tanh")) -> int:
+    """Write the settled protocol's class-lr records that the ladders already hold (SELU and
+    tanh: the ladders ran with their settled LeCun init); returns how many were written."""
+    written = 0
+    for config in sweep.configs(datasets, activations, ["class_lr"], profile="paper"):
+        path = records.record_path(sweep.experiment_name([config]), config)
+        record = None if path.is_file() else assemble(config)
+        if record is not None:
+            records.write_json_atomic(path, record)
+            written += 1
+    return written
