@@ -151,14 +151,31 @@ PAPER_COUNTS = pd.DataFrame(
 ).set_index("activation")
 
 
+def notes(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], str]:
+    """{(data set, activation, method): why the cell needs a second look}, for the selected
+    runs that did not converge under their protocol's rule or stand in from the pre-study
+    protocol (see `sweep.recorded`)."""
+    found: dict[tuple[str, str, str], set[str]] = {}
+    for (name, activation, method, _), record in selected(records).items():
+        marks = found.setdefault((name, activation, method), set())
+        if record.get("non_convergence"):
+            marks.add("did not converge")
+        if record.get("protocol") == "pre-study":
+            marks.add("pre-study protocol")
+    return {key: ", ".join(sorted(marks)) for key, marks in found.items() if marks}
+
+
 def build(
     records: Iterable[dict[str, Any]], table: int, covered: Iterable[str] | None = None
 ) -> pd.DataFrame:
     """Table `table` (2 or 3) with ours/paper/diff per column and a status per row.
 
-    `covered` are the data sets the profile ran; others are marked as left out.
+    `covered` are the data sets the profile ran; others are marked as left out. `notes` lists
+    the cells to read with care (runs that did not converge, pre-study stand-ins).
     """
+    records = list(records)
     measured = ours(records, table)
+    cell_notes = notes(records)
     covered = set(datasets() if covered is None else covered)
     rows = []
     for name in datasets():
@@ -178,18 +195,22 @@ def build(
                 row[(label, "ours")] = value
                 row[(label, "paper")] = paper
                 row[(label, "diff")] = value - paper  # NaN when either is missing
+        row["notes"] = "; ".join(f"{column_name(a, m)}: {cell_notes[(name, a, m)]}"
+                                 for a in ACTIVATIONS for m in METHODS
+                                 if (name, a, m) in cell_notes)
         rows.append(row)
     frame = pd.DataFrame(rows).set_index("dataset")
-    status = frame.pop("status")
+    status, row_notes = frame.pop("status"), frame.pop("notes")
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     frame.insert(0, ("", "status"), status)
+    frame[("", "notes")] = row_notes
     return frame
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Per column: data sets compared and mean absolute difference to the paper."""
     rows = []
-    for label in dict.fromkeys(c[0] for c in frame.columns if c[0]):
+    for label in dict.fromkeys(c[0] for c in frame.columns if c[0] and (c[0], "diff") in frame):
         diff = frame[(label, "diff")]
         rows.append(
             {

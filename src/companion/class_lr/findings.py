@@ -1,0 +1,331 @@
+"""The evidence of the protocol study (`protocol`), as tables: what the findings notebook shows.
+
+Every function reads the committed paper-profile records under `<repo>/results/` (runs
+nothing; the study's records are part of the repository, so this works in any checkout and
+under any `COMPANION_RESULTS_DIR`) and returns a DataFrame; accuracies are in %, gaps in
+percentage points. "Paper" is the published Table 2 value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from functools import wraps
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from companion import records
+from companion.class_lr import convergence, experiment, protocol, registry, sweep, tables
+from companion.class_lr.registry import ACTIVATIONS, paper_value
+from companion.data.sources import REPO_ROOT
+
+EXPERIMENT = "class-lr-uci-paper"
+T = TypeVar("T")
+RULES = {"nonfinite": "non-finite loss only", "blowup": "non-finite, or collapse with grown mu",
+         "collapse": "non-finite, or any collapse to one class",
+         "mu_bound_1e3": "non-finite, or mu above 1,000"}
+
+
+def _fails(record: dict[str, Any], rule: str) -> bool:
+    """The candidate rules of the study (the library keeps "nonfinite" and "blowup")."""
+    if rule in convergence.RULES:
+        return convergence.non_convergence(record, rule) is not None
+    if record["diverged"]:
+        return True
+    if rule == "collapse":
+        return convergence.collapsed(record)
+    largest = convergence.largest_multiplier(record)
+    return largest is not None and largest > 1e3
+
+
+@contextmanager
+def committed_records() -> Iterator[None]:
+    """Within the block, record look-ups read the repository's committed `results/` and
+    configs are made at the paper profile whatever `COMPANION_PROFILE` forces (the tests set
+    it to smoke: the study's records are paper-profile records)."""
+    saved = {name: os.environ.pop(name, None)
+             for name in ("COMPANION_RESULTS_DIR", "COMPANION_PROFILE")}
+    os.environ["COMPANION_RESULTS_DIR"] = str(REPO_ROOT / "results")
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
+
+
+def _paper(function: Callable[..., T]) -> Callable[..., T]:
+    """Run `function` inside `committed_records()`."""
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        with committed_records():
+            return function(*args, **kwargs)
+    return wrapper
+
+
+def _read(config: experiment.UCIRunConfig) -> dict[str, Any] | None:
+    with committed_records():
+        found = records.recorded(EXPERIMENT, [config])
+    return found[0] if found else None
+
+
+@_paper
+def table2(datasets: Sequence[str] | None = None) -> pd.DataFrame:
+    """Table 2 from the committed records under the settled protocol (pre-study stand-ins
+    marked in `notes`)."""
+    names = list(datasets or sweep.available_datasets())
+    grid = sweep.configs(names, methods=list(registry.METHODS), profile="paper")
+    with committed_records():
+        found = sweep.recorded(grid)
+    return tables.build(found, table=2, covered=names)
+
+
+def _accuracy(record: dict[str, Any] | None) -> float:
+    return math.nan if record is None or record["diverged"] else 100 * record["test_accuracy"]
+
+
+def _baseline(dataset: str, activation: str, **overrides: Any) -> dict[str, Any] | None:
+    """Seed-0 baseline as the study's runs were made (LeCun init, the ladder's layers)."""
+    config = experiment.make_config(dataset, activation, profile="paper",
+                                    **{"init": None, **overrides})
+    return _read(config)
+
+
+@_paper
+def ladder_runs(datasets: Sequence[str] = protocol.EQ6_DATASETS) -> pd.DataFrame:
+    """One row per Eq. 6 study run: reading, alpha_mu, cutoff, outcome and its evidence."""
+    rows = []
+    for config in protocol.eq6_grid(datasets):
+        record = _read(config)
+        if record is None:
+            continue
+        trace = record.get("multiplier_trace") or []
+        first = record.get("first_nonfinite")
+        rows.append({
+            "dataset": config.dataset, "activation": config.activation,
+            "reading": config.statistic, "alpha_mu": config.alpha_mu, "cutoff": config.cutoff,
+            "accuracy": _accuracy(record), "val_accuracy": record["val_accuracy"],
+            "diverged": record["diverged"], "collapsed": convergence.collapsed(record),
+            "largest_mu": convergence.largest_multiplier(record),
+            "nonfinite_epoch": first["epoch"] if first else None,
+            "mu_after_first_half_epoch": max((m for m in trace[0]["max_per_layer"]
+                                              if m is not None), default=math.inf)
+            if trace else None,
+            "record": record,
+        })
+    return pd.DataFrame(rows)
+
+
+def _protocol_choice(runs: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Per (data set, activation, reading): the retry protocol under `rule` read off the
+    ladder (first rung that converges, per cutoff), then the cutoff of best validation."""
+    rows = []
+    for (dataset, activation, reading), group in runs.groupby(
+            ["dataset", "activation", "reading"], sort=False):
+        per_cutoff = []
+        for _, at_cutoff in group.groupby("cutoff"):
+            ladder = at_cutoff.sort_values("alpha_mu", ascending=False)
+            passing = [r for r in ladder.itertuples() if not _fails(r.record, rule)]
+            per_cutoff.append((passing[0] if passing else list(ladder.itertuples())[-1],
+                               bool(passing)))
+        finite = [(run, ok) for run, ok in per_cutoff if not run.diverged]
+        if not finite:
+            continue
+        run, converged = max(finite, key=lambda pair: (pair[0].val_accuracy, -pair[0].cutoff))
+        start = experiment.ALPHA_MU[activation]
+        base = _accuracy(_baseline(dataset, activation))
+        paper_base = paper_value(2, dataset, activation, "baseline")
+        paper = paper_value(2, dataset, activation, "class_lr")
+        rows.append({"dataset": dataset, "activation": activation, "reading": reading,
+                     "rung": round(math.log10(start / run.alpha_mu)), "converged": converged,
+                     "accuracy": run.accuracy, "paper": paper, "gap": abs(run.accuracy - paper),
+                     "change": run.accuracy - base, "paper_change": paper - paper_base})
+    return pd.DataFrame(rows)
+
+
+@_paper
+def reading_comparison(runs: pd.DataFrame, rules: Sequence[str] = tuple(RULES)) -> pd.DataFrame:
+    """Per rule and reading: which alpha_mu converged, |ours - paper| of the class-lr columns,
+    and how often the class-lr change has the paper's sign (where both moved)."""
+    rows = []
+    for rule in rules:
+        choice = _protocol_choice(runs, rule)
+        for reading, group in choice.groupby("reading", sort=False):
+            moved = group[(group["change"] != 0) & (group["paper_change"] != 0)]
+            row = {"rule": rule, "reading": reading, "cells": len(group)}
+            for rung in range(protocol.LADDER_STEPS):
+                row[f"alpha_mu / {10**rung:,}"] = int((group["rung"] == rung).sum())
+            row.update({
+                "none converged": int((~group["converged"]).sum()),
+                "mean |ours - paper|": group["gap"].mean(),
+                "median |ours - paper|": group["gap"].median(),
+                "same sign as paper": (np.sign(moved["change"]) == np.sign(
+                    moved["paper_change"])).mean(),
+                "cells moved": len(moved),
+            })
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["rule", "reading"])
+
+
+@_paper
+def divergence_anatomy(runs: pd.DataFrame) -> pd.DataFrame:
+    """SELU runs at the paper's alpha_mu = 1e5: where and how fast they blow up."""
+    start = runs[(runs["activation"] == "selu") & (runs["alpha_mu"] == experiment.ALPHA_MU[
+        "selu"]) & (runs["cutoff"] == experiment.CUTOFFS["paper"][-1])]
+    rows = []
+    for run in start.itertuples():
+        trace = run.record.get("multiplier_trace") or []
+        layer_of_max = None
+        for half in trace:  # the layer whose multipliers were largest, last finite half epoch
+            values = half["max_per_layer"]
+            if None not in values:
+                layer_of_max = int(np.argmax(values))
+        rows.append({"dataset": run.dataset, "reading": run.reading,
+                     "outcome": "non-finite" if run.diverged else (
+                         "collapsed" if run.collapsed else "trained"),
+                     "non-finite in epoch": run.nonfinite_epoch,
+                     "largest mu after half an epoch": run.mu_after_first_half_epoch,
+                     "largest mu": run.largest_mu, "layer of largest mu": layer_of_max,
+                     "accuracy": run.accuracy})
+    return pd.DataFrame(rows)
+
+
+@_paper
+def errata(datasets: Sequence[str] = tuple(protocol.ERRATA)) -> pd.DataFrame:
+    """Baselines of the printed and of Klambauer et al.'s row, beside the paper."""
+    rows = []
+    for dataset, change in protocol.ERRATA.items():
+        if dataset not in datasets:
+            continue
+        printed = registry.architecture(dataset, printed=True)
+        as_printed = {"layers": printed.layers, "dropout": printed.dropout}
+        for activation in ACTIVATIONS:
+            paper = paper_value(2, dataset, activation, "baseline")
+            row = {"dataset": dataset, "activation": activation, "paper": paper}
+            for label, variant in (("printed", as_printed), ("Klambauer", {**as_printed,
+                                                                           **change})):
+                row[f"{label} {variant}"] = _accuracy(_baseline(dataset, activation, **variant))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@_paper
+def initialisation(datasets: Sequence[str] | None = None) -> pd.DataFrame:
+    """ReLU and tanh baselines with LeCun init (the paper's reading) and the usual one."""
+    rows = []
+    for config in protocol.init_grid(datasets):
+        lecun = _read(replace(config, init=None))
+        paper = paper_value(2, config.dataset, config.activation, "baseline")
+        usual = _read(config)
+        rows.append({"dataset": config.dataset, "activation": config.activation,
+                     "init": config.init, "paper": paper, "LeCun": _accuracy(lecun),
+                     "usual": _accuracy(usual),
+                     "LeCun collapsed": lecun is not None and convergence.collapsed(lecun),
+                     "usual collapsed": usual is not None and convergence.collapsed(usual)})
+    frame = pd.DataFrame(rows)
+    frame["|LeCun - paper|"] = (frame["LeCun"] - frame["paper"]).abs()
+    frame["|usual - paper|"] = (frame["usual"] - frame["paper"]).abs()
+    return frame
+
+
+@_paper
+def original_split() -> pd.DataFrame:
+    """image-segmentation on its original split: validation vs test accuracy per seed."""
+    rows = []
+    for config in protocol.split_grid():
+        record = _read(config)
+        if record is None or config.method != "baseline":
+            continue
+        rows.append({"activation": config.activation, "seed": config.seed,
+                     "validation accuracy": 100 * record["val_accuracy"],
+                     "test accuracy": _accuracy(record), "test rows": record["n_test"]})
+    return pd.DataFrame(rows)
+
+
+def binomial_standard_error(accuracy_percent: float, n_test: int) -> float:
+    """Standard error (points) of an accuracy measured on `n_test` independent rows."""
+    p = accuracy_percent / 100
+    return 100 * math.sqrt(p * (1 - p) / n_test)
+
+
+@_paper
+def seed_spread(dataset: str, activation: str) -> tuple[float, int]:
+    """Standard deviation (points) and count of the baseline over the recorded seeds."""
+    values = []
+    for seed in range(5):
+        record = _read(experiment.pre_study(experiment.make_config(
+            dataset, activation, profile="paper", seed=seed)))
+        if record is not None and not record["diverged"]:
+            values.append(100 * record["test_accuracy"])
+    return (float(np.std(values, ddof=1)) if len(values) > 1 else math.nan), len(values)
+
+
+@_paper
+def outliers(table: pd.DataFrame, threshold: float = 4.0) -> pd.DataFrame:
+    """Table 2 cells with |ours - paper| > `threshold`, with the noise a reader should expect
+    (binomial standard error of the test set, spread over baseline seeds) beside the gap."""
+    rows = []
+    shown = set(table.index)
+    for name in registry.datasets():
+        paper_name = registry.architecture(name).paper_name
+        if paper_name not in shown or not sweep.uci.is_available(name):
+            continue
+        n_test = records_n_test(name)
+        for activation in ACTIVATIONS:
+            for method in registry.METHODS:
+                column = tables.column_name(activation, method)
+                gap = table.loc[paper_name, (column, "diff")]
+                if not (abs(gap) > threshold):
+                    continue
+                paper = table.loc[paper_name, (column, "paper")]
+                spread, seeds = seed_spread(name, activation)
+                rows.append({"dataset": name, "column": column, "ours - paper": gap,
+                             "test rows": n_test,
+                             "binomial SE": binomial_standard_error(paper, n_test),
+                             "baseline seed sd": spread, "seeds": seeds})
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["gap / SE"] = frame["ours - paper"].abs() / frame["binomial SE"]
+        frame["diagnosis"] = [diagnose(row) for row in frame.to_dict("records")]
+    return frame
+
+
+def diagnose(cell: dict[str, Any]) -> str:
+    """The explanation the evidence supports for one outlier cell, or "unexplained" with
+    what was ruled out. Checks, in order: test-set noise, seed noise, a Table 1 erratum,
+    a collapse of our baseline to one class and whether the usual initialisation lifts it."""
+    activation, dataset = cell["column"].split("+")[0].lower(), cell["dataset"]
+    ratio, seeds, spread = cell["gap / SE"], cell["seeds"], cell["baseline seed sd"]
+    checked = []
+    if ratio < 2:
+        return f"test-set noise: the gap is {ratio:.1f} binomial SE ({cell['test rows']} rows)"
+    checked.append(f"test-set noise ({ratio:.1f} SE)")
+    if seeds > 1 and abs(cell["ours - paper"]) < 2 * spread:
+        return f"seed noise: baseline sd over {seeds} seeds is {spread:.1f} points"
+    if seeds > 1:
+        checked.append(f"seed noise (sd {spread:.1f} over {seeds} seeds)")
+    if dataset in registry.ERRATA:
+        return "Table 1 erratum (see the errata section)"
+    base = _baseline(dataset, activation)
+    if base is not None and convergence.collapsed(base):
+        usual = protocol.USUAL_INIT.get(activation)
+        lifted = _read(replace(experiment.make_config(dataset, activation, profile="paper"),
+                               init=usual))
+        if usual and lifted is not None and not convergence.collapsed(lifted):
+            return (f"our LeCun-initialised {activation} net collapses to one class; "
+                    f"{usual} init trains ({_accuracy(lifted):.1f}%)")
+        return "our net collapses to one class at every initialisation tried"
+    checked.append("collapse to one class")
+    return "unexplained; ruled out: " + ", ".join(checked)
+
+
+@_paper
+def records_n_test(dataset: str) -> int:
+    """Size of the paper split's test set."""
+    return len(sweep.uci.load(dataset).test)
