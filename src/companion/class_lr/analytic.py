@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from companion.class_lr.experiment import Training, make_config
+from companion.class_lr.experiment import MAX_ALPHA_RETRIES, Training, make_config
 
 
 def mu_gradients(
@@ -77,10 +77,30 @@ def multiplier_trace(dataset: str, activation: str = "selu", epochs: int = 2,
     """Mean multiplier of the bottom layer per class after every class-lr step.
 
     Trains `epochs` epochs of class-lr (no cutoff inside them) on the real data set, so the
-    trace shows mu growing within each half epoch and falling back to 1 at every reset.
+    trace shows mu growing within each half epoch and falling back to 1 at every reset. Like
+    every class-lr run, a trace whose training does not converge (the config's divergence
+    rule, applied to the loss and the multipliers) is retried at alpha_mu / 10; the `alpha_mu`
+    column says which value the trace shows.
     """
     config = make_config(dataset, activation, "class_lr", "paper", cutoff=epochs,
                          epochs=epochs, **overrides)
+    retries = MAX_ALPHA_RETRIES if config.alpha_retries is None else config.alpha_retries
+    for attempt in range(retries + 1):
+        alpha_mu = config.alpha_mu / 10**attempt
+        rows, diverged = _trace(config, alpha_mu)
+        means = np.array([row["mean_mu"] for row in rows])
+        if not diverged and np.isfinite(means).all() and means.max() <= TRACE_BOUND:
+            break
+    return pd.DataFrame(rows)
+
+
+# A mean multiplier above this within a half epoch is the runaway growth that makes a run
+# blow up (see convergence.py); the trace is then redone at alpha_mu / 10.
+TRACE_BOUND = 1e4
+
+
+def _trace(config: Any, alpha_mu: float) -> tuple[list[dict[str, Any]], bool]:
+    """The per-step rows of one class-lr training at `alpha_mu`, and whether it diverged."""
     training = Training(config)
     rows: list[dict[str, Any]] = []
 
@@ -88,10 +108,10 @@ def multiplier_trace(dataset: str, activation: str = "selu", epochs: int = 2,
         means = optimizer.mu_weight[0].mean(dim=(1, 2))  # (k,)
         for c, value in enumerate(means.tolist()):
             rows.append({"step": epoch * n_batches + index, "epoch": epoch + index / n_batches,
-                         "class": c, "mean_mu": value})
+                         "class": c, "mean_mu": value, "alpha_mu": alpha_mu})
 
-    training.train_class_lr(epochs, config.alpha_mu, on_step=record)
-    return pd.DataFrame(rows)
+    training.train_class_lr(config.cutoff, alpha_mu, on_step=record)
+    return rows, training.diverged
 
 
 def multiplier_memory(dataset: str) -> dict[str, float]:
