@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from companion import records
+from companion import records, validation
 from companion.class_lr.models import SelfNormalizingMLP
 from companion.class_lr.optimizer import ClassLR, managed_layers
 from companion.class_lr.registry import ACTIVATIONS, METHODS, architecture
@@ -58,6 +58,9 @@ class UCIRunConfig:
     cutoff: int | None = None  # epochs with class-based rates before plain SGD takes over
     alpha_mu: float | None = None  # learning rate of the multipliers (Eq. 6)
     statistic: str | None = None  # "per_sample" (default) or "class_gradient", see optimizer
+
+    def __post_init__(self) -> None:
+        validation.check_uci_run(self)  # one clear error per bad field (companion.validation)
 
 
 # Budget of each profile. quick: 10 epochs of at most 2,000 training rows (a seeded subsample
