@@ -261,7 +261,8 @@ def test_killed_sweep_leaves_no_workers(tmp_path, uci_dir):
 
 
 def _pids(log: Path) -> set[int]:
-    return {int(line.split()[1]) for line in log.read_text().splitlines()} if log.exists() else set()
+    lines = log.read_text().splitlines() if log.exists() else []
+    return {int(line.split()[1]) for line in lines}
 
 
 def _alive(pid: int) -> bool:
