@@ -291,3 +291,34 @@ def test_a_committed_record_reruns_bit_for_bit(uci_dir):
     assert list(verify.differences(committed, fresh)) == []
     for field in ("test_accuracy", "val_accuracy", "test_correct", "history"):
         assert fresh[field] == committed[field]
+
+
+# ---- Dask -------------------------------------------------------------------------------------
+
+def test_sweep_on_a_dask_local_cluster_records_every_run_once(tmp_path, uci_dir, monkeypatch):
+    """Two sweeps at once send the same grid to a two-worker LocalCluster."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed import LocalCluster
+
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv("RUN_LOG", str(log))
+    grid = sweep.configs(["car", "titanic"], ["selu", "tanh"], profile="smoke")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        with ThreadPoolExecutor(2) as pool:
+            done = list(pool.map(lambda _: records.run_sweep(
+                grid, logged_group, "t", progress=False, scheduler=address), range(2)))
+    runs = log.read_text().splitlines()
+    assert sorted(runs) == sorted(records.config_hash(c) for c in grid)  # each run once
+    assert done[0] == done[1] and len(records.load_records("t")) == len(grid)
+    folder = records.results_dir() / "t"
+    assert not [p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".json")]
+
+
+def logged_group(configs):
+    with open(os.environ["RUN_LOG"], "a") as log:
+        log.write("".join(f"{records.config_hash(c)}\n" for c in configs))
+    time.sleep(0.3)
+    return fake_group(configs)
