@@ -322,3 +322,17 @@ def logged_group(configs):
         log.write("".join(f"{records.config_hash(c)}\n" for c in configs))
     time.sleep(0.3)
     return fake_group(configs)
+
+
+def test_records_of_other_code_are_marked_not_dropped(uci_dir):
+    from companion.class_lr import tables
+
+    config = experiment.make_config("car", "selu", profile="smoke")
+    (record,) = sweep.run_configs([config])
+    assert records.code_status(record, record["experiment"]) == "this code"
+    assert tables.build([record], 2, covered=["car"]).loc["Car", ("", "status")] == ""
+    older = {k: v for k, v in record.items() if k != "code_fingerprint"}
+    older["git_commit"] = "0" * 40  # a commit this clone does not have
+    table = tables.build([older], 2, covered=["car"])
+    assert table.loc["Car", ("", "status")] == "runs of other code"
+    assert table.loc["Car", ("SELU", "ours")] == pytest.approx(100 * record["test_accuracy"])

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from companion import records as companion_records
 from companion.class_lr.registry import (
     ACTIVATIONS,
     METHODS,
@@ -158,7 +159,10 @@ def build(
 
     `covered` are the data sets the profile ran; others are marked as left out.
     """
+    records = list(records)
     measured = ours(records, table)
+    other_code = {r["config"]["dataset"] for r in records
+                  if companion_records.code_status(r, r.get("experiment", "")) != "this code"}
     covered = set(datasets() if covered is None else covered)
     rows = []
     for name in datasets():
@@ -169,6 +173,8 @@ def build(
             row["status"] = "no runs at this profile"
         else:
             row["status"] = ""
+        if name in other_code:  # shown all the same: see records.code_status
+            row["status"] = "; ".join(filter(None, [row["status"], "runs of other code"]))
         for activation in ACTIVATIONS:
             for method in METHODS:
                 label = column_name(activation, method)
