@@ -19,7 +19,7 @@ ifneq ($(wildcard $(SHARED_DATA)/cifar10-jpg.tar.gz),)
 export COMPANION_CIFAR10_JPG ?= $(SHARED_DATA)/cifar10-jpg.tar.gz
 endif
 
-.PHONY: all install data notebooks test lint lab bench clean
+.PHONY: all install data notebooks test lint lab bench verify clean
 
 all: notebooks
 
@@ -60,6 +60,10 @@ test: lint
 
 lab: install
 	$(BIN)/jupyter lab notebooks
+
+# Rerun the committed paper-profile records that took under a minute; report identical/differs.
+verify: data
+	$(BIN)/python -m companion.verify $(VERIFY_ARGS)
 
 bench: install
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

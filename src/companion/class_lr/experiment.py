@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from companion import records
+from companion import records, validation
 from companion.class_lr.convergence import non_convergence
 from companion.class_lr.models import SelfNormalizingMLP
 from companion.class_lr.optimizer import ClassLR, managed_layers
@@ -65,6 +65,9 @@ class UCIRunConfig:
     alpha_retries: int | None = None
     # What counts as "did not converge" for that retry (None: "nonfinite"), see convergence.
     divergence_rule: str | None = None
+
+    def __post_init__(self) -> None:
+        validation.check_uci_run(self)  # one clear error per bad field (companion.validation)
 
 
 # Budget of each profile. quick: 10 epochs of at most 2,000 training rows (a seeded subsample

@@ -3,6 +3,11 @@
 Command line (what `make` and the long background runs use):
 
     python -m companion.class_lr.sweep --profile paper --cheapest 10 --n-jobs 2
+
+On a Dask cluster (`dask.distributed`; on SLURM, `dask-jobqueue`'s `SLURMCluster` starts one),
+whose workers see the same results directory:
+
+    python -m companion.class_lr.sweep --profile paper --scheduler tcp://10.0.0.1:8786
 """
 
 from __future__ import annotations
@@ -76,12 +81,17 @@ def configs(
 
 
 def run_configs(
-    grid: list[experiment.UCIRunConfig], n_jobs: int = 1, backend: str = "loky"
+    grid: list[experiment.UCIRunConfig], n_jobs: int = 1, backend: str = "loky",
+    scheduler: Any = None,
 ) -> list[dict[str, Any]]:
-    """Run (or read back) every config of the grid; see `records.run_sweep`."""
+    """Run (or read back) every config of the grid; see `records.run_sweep`.
+
+    `scheduler`: None runs locally with joblib (`n_jobs` workers); a Dask scheduler address
+    (or a `distributed.Client`) sends the runs to that cluster's workers instead.
+    """
     name = experiment_name(grid)
     return records.run_sweep(grid, experiment.run_group, name, n_jobs=n_jobs, backend=backend,
-                             group_key=experiment.group_key)
+                             group_key=experiment.group_key, scheduler=scheduler)
 
 
 def recorded(grid: list[experiment.UCIRunConfig], pre_study: bool = True
@@ -121,13 +131,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--backend", default="loky")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="a Dask scheduler, e.g. tcp://10.0.0.1:8786 (default: local joblib)")
     args = parser.parse_args(argv)
     profile = resolve_profile(args.profile)
     names = args.datasets or profile_datasets(profile)
     if args.cheapest:
         names = [n for n in datasets_by_cost(profile) if n in names][: args.cheapest]
     grid = configs(names, args.activations, args.methods, args.seeds, profile)
-    done = run_configs(grid, n_jobs=args.n_jobs, backend=args.backend)
+    done = run_configs(grid, n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler)
     print(f"{len(done)} runs recorded in results/{experiment_name(grid)}/")
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from companion import records as companion_records
 from companion.class_lr.registry import (
     ACTIVATIONS,
     METHODS,
@@ -176,6 +177,8 @@ def build(
     records = list(records)
     measured = ours(records, table)
     cell_notes = notes(records)
+    other_code = {r["config"]["dataset"] for r in records
+                  if companion_records.code_status(r, r.get("experiment", "")) != "this code"}
     covered = set(datasets() if covered is None else covered)
     rows = []
     for name in datasets():
@@ -186,6 +189,8 @@ def build(
             row["status"] = "no runs at this profile"
         else:
             row["status"] = ""
+        if name in other_code:  # shown all the same: see records.code_status
+            row["status"] = "; ".join(filter(None, [row["status"], "runs of other code"]))
         for activation in ACTIVATIONS:
             for method in METHODS:
                 label = column_name(activation, method)

@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import re
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from companion.data import npz_cache
 from companion.data.sources import (
     ChecksumError,
     DataError,
@@ -361,32 +360,20 @@ def _verify_known(path: Path, expected: str | None = None) -> str:
 
 
 def _store(path: Path, data: CIFARData, key: str) -> None:
-    """Write the cache atomically (temporary file + rename): readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, cache_key=np.array(key), train_x=data.train_x, train_y=data.train_y,
-                     test_x=data.test_x, test_y=data.test_y, classes=np.array(data.classes),
-                     source=np.array(data.source))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write the cache atomically with its content digest (`npz_cache.write`)."""
+    npz_cache.write(path, key, {"train_x": data.train_x, "train_y": data.train_y,
+                                "test_x": data.test_x, "test_y": data.test_y,
+                                "classes": np.array(data.classes),
+                                "source": np.array(data.source)})
 
 
 def _cached(path: Path, key: str) -> CIFARData | None:
-    if not path.is_file():
+    """The cache at `path` if intact and built for `key`; a damaged one is moved aside."""
+    stored = npz_cache.read(path, key)
+    if stored is None:
         return None
-    try:
-        with np.load(path) as stored:
-            if str(stored["cache_key"]) != key:
-                return None
-            return CIFARData(stored["train_x"], stored["train_y"], stored["test_x"],
-                             stored["test_y"], tuple(str(c) for c in stored["classes"]),
-                             str(stored["source"]))
-    except (OSError, ValueError, KeyError, EOFError):
-        return None  # unreadable cache: decode again and overwrite it
+    return CIFARData(stored["train_x"], stored["train_y"], stored["test_x"], stored["test_y"],
+                     tuple(str(c) for c in stored["classes"]), str(stored["source"]))
 
 
 def _from_archive(name: str, archive: Path, resize_to: int | None,

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from companion.data import npz_cache
 from companion.data.sources import (
     DataError,
     cache_dir,
@@ -244,28 +246,27 @@ def arrays(name: str, allow_download: bool = True) -> dict[str, np.ndarray]:
     """All parsed arrays of a data set, from the binary cache (built on first use)."""
     _check_name(name)
     path = _cache_path(name)
-    if path.is_file():
-        with np.load(path) as stored:
-            if str(stored["cache_key"]) == _cache_key(name):
-                return {k: stored[k] for k in stored.files if k != "cache_key"}
+    if (cached := npz_cache.read(path, _cache_key(name))) is not None:
+        return cached
     parsed = _parse(name, allow_download)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, cache_key=np.array(_cache_key(name)), **parsed)
-        os.replace(temporary, path)  # atomic: a reader never sees half a cache file
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    npz_cache.write(path, _cache_key(name), parsed)  # atomic: readers never see half a file
     return parsed
 
 
 def is_available(name: str) -> bool:
-    """True when the data set can be loaded without a download (cache or local copy)."""
+    """True when the data set can be loaded without a download (cache or local copy).
+
+    A data set whose files are damaged (checksum or parse error) is False with a warning that
+    names the file, so one bad data set does not stop a table or sweep of the others.
+    """
     try:
         arrays(name, allow_download=False)
     except MissingDataError:
+        return False
+    except UnknownDatasetError:
+        raise
+    except DataError as error:
+        warnings.warn(f"{name} left out: {error}", npz_cache.CacheWarning, stacklevel=2)
         return False
     return True
 

@@ -46,7 +46,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from companion import records
+from companion import records, validation
 from companion.data import cifar
 from companion.fixed_classifier.augment import statistics_for
 from companion.fixed_classifier.layers import classifier_features, replace_classifier
@@ -92,6 +92,9 @@ class CIFARRunConfig:
     data_source: str | None = None  # archive or directory for `cifar.load` (None: default)
     device: str | None = None  # torch device to train on, e.g. "cuda" (None: the CPU)
 
+    def __post_init__(self) -> None:
+        validation.check_cifar_run(self)  # one clear error per bad field (companion.validation)
+
 
 PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     "smoke": {"network": "resnet8", "epochs": 2, "max_train_samples": 256,
@@ -125,6 +128,7 @@ def make_config(
         raise ValueError("a fixed scale needs classifier='fixed' or 'hadamard'")
     profile = resolve_profile(profile)
     settings = {**PROFILE_SETTINGS[profile], **overrides}
+    validation.check({"epochs": settings["epochs"]}, validation.CIFAR_RUN_RULES)  # milestones
     settings.setdefault("lr_milestones", default_milestones(settings["epochs"]))
     settings["lr_milestones"] = tuple(settings["lr_milestones"])
     config = CIFARRunConfig(classifier=classifier, scale=None if scale is None else float(scale),

@@ -147,6 +147,9 @@ def accuracy_table(found: Sequence[dict[str, Any]], rows: Sequence[PaperRow] = P
             entry[f"{kind} (ours)"] = round(100 * record["test_accuracy"], 2) if record else missing
         described = next((r for r in picked.values() if r), None)
         entry["our run"] = _run_description(described) if described else missing
+        # records from other run code than the checkout's are shown, and said to be (records.py)
+        entry["code"] = missing if described is None else records.code_status(
+            described, described.get("experiment", EXPERIMENT))
         table.append(entry)
     return pd.DataFrame(table).set_index("network")
 

@@ -21,6 +21,7 @@ Speed on a CPU: the model and its inputs are in channels-last memory format, whi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -227,7 +228,8 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Write the state after the last complete epoch to `self.checkpoint`, atomically."""
         assert self.checkpoint is not None
-        state = {"settings": self.settings, "step": self.step,
+        # plain data only (settings as a dict): `load_checkpoint` reads with weights_only=True
+        state = {"settings": dataclasses.asdict(self.settings), "step": self.step,
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "generator": self.generator.get_state(),
                  "history": self.result.history, "steps": self.result.steps}
@@ -241,13 +243,16 @@ class Trainer:
         if self.checkpoint is None or not self.checkpoint.exists():
             return 0
         try:
-            state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+            # weights_only: a pickle planted in the results directory cannot run code here
+            state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
         except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
             raise RuntimeError(f"cannot read the checkpoint {self.checkpoint} ({error}); delete "
                                "it to train this run from the start") from error
-        if state["settings"] != self.settings:
+        if not isinstance(state, dict) or state.get("settings") != dataclasses.asdict(
+                self.settings):
             raise RuntimeError(f"the checkpoint {self.checkpoint} belongs to other settings "
-                               f"({state['settings']}); delete it to train from the start")
+                               f"({state.get('settings') if isinstance(state, dict) else state})"
+                               "; delete it to train from the start")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"].cpu())

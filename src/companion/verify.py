@@ -1,0 +1,134 @@
+"""`make verify`: rerun committed paper-profile records from their own configs and compare.
+
+    python -m companion.verify [--max-seconds 60] [--limit N]
+
+Every record of `results/*-paper/` whose recorded `wall_time_s` is under `--max-seconds` is
+run again (cheapest first; class-lr cutoffs of one run together, as the sweep runs them) and
+reported as `identical` or `differs` with the fields that differ and by how much. Provenance
+(times, versions, commit, threads) is not compared. Nothing is written to or deleted from
+`results/`: the reruns keep their records in memory (and any checkpoint in a temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from companion import records
+from companion.data.sources import REPO_ROOT
+
+# Fields that describe how and where a record was made, not what the run computed.
+PROVENANCE = frozenset({"wall_time_s", "git_commit", "torch_version", "python_version",
+                        "torch_threads", "device", "platform", "schema_version",
+                        "code_fingerprint", records.DIGEST_FIELD, "resumed_after_epoch",
+                        "multiplier_mib", "seconds"})
+
+
+def differences(old: Any, new: Any, where: str = "") -> Iterator[str]:
+    """Lines `field: how it differs`, for every result field that is not bit-for-bit equal."""
+    name = where or "(record)"
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            if key in PROVENANCE:
+                continue
+            path = f"{where}.{key}" if where else key
+            if key not in new or key not in old:
+                yield f"{path}: only in the {'committed' if key in old else 'new'} record"
+            else:
+                yield from differences(old[key], new[key], path)
+    elif isinstance(old, list) and isinstance(new, list):
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                      for v in old + new)
+        if len(old) != len(new):
+            yield f"{name}: {len(old)} values committed, {len(new)} now"
+        elif numeric and old != new:
+            changed = sum(a != b for a, b in zip(old, new))
+            largest = max(abs(a - b) for a, b in zip(old, new))
+            yield f"{name}: {changed} of {len(old)} values differ, by up to {largest:.3g}"
+        elif not numeric:
+            for index, (a, b) in enumerate(zip(old, new)):
+                yield from differences(a, b, f"{where}[{index}]")
+    elif isinstance(old, str) and isinstance(new, str) and len(old) == len(new) and old != new:
+        changed = sum(a != b for a, b in zip(old, new))
+        yield f"{name}: {changed} of {len(old)} characters differ"
+    elif (isinstance(old, (int, float)) and isinstance(new, (int, float))
+          and not isinstance(old, bool) and old != new):
+        yield f"{name}: {old!r} committed, {new!r} now (difference {new - old:.3g})"
+    elif old != new:
+        yield f"{name}: {old!r} committed, {new!r} now"
+
+
+def committed(max_seconds: float, root: Path = REPO_ROOT / "results") -> list[tuple[Path, dict]]:
+    """(path, record) of the committed paper-profile records under `max_seconds`, cheapest first."""
+    found = []
+    for path in sorted(root.glob("*-paper/*.json")):
+        record = records.read_record(path)
+        if (record.get("wall_time_s") or float("inf")) < max_seconds:
+            found.append((path, record))
+    return sorted(found, key=lambda item: item[1]["wall_time_s"])
+
+
+def rerun(records_: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fresh records of the configs of `records_` (all of one experiment family)."""
+    experiment = records_[0]["experiment"]
+    if experiment.startswith("class-lr"):
+        from companion.class_lr import experiment as module
+        configs = [module.UCIRunConfig(**r["config"]) for r in records_]
+        return module.run_group(configs)
+    from companion.fixed_classifier import experiment as module
+    configs = [module.CIFARRunConfig(**{**r["config"], "lr_milestones": tuple(
+        r["config"]["lr_milestones"])}) for r in records_]
+    return module.run_group(configs)
+
+
+def verify(paths_and_records: Sequence[tuple[Path, dict]]) -> Iterator[tuple[Path, list[str]]]:
+    """(path, differences) per record, rerunning class-lr cutoffs of one run together."""
+    from companion.class_lr.experiment import UCIRunConfig, group_key
+
+    groups: dict[Any, list[tuple[Path, dict]]] = {}
+    for path, record in paths_and_records:
+        key: Any = path
+        if record["experiment"].startswith("class-lr"):
+            key = group_key(UCIRunConfig(**record["config"]))
+        groups.setdefault(key, []).append((path, record))
+    for members in groups.values():
+        fresh = rerun([record for _, record in members])
+        for (path, record), new in zip(members, fresh):
+            yield path, list(differences(record, json.loads(json.dumps(new))))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-seconds", type=float, default=60.0,
+                        help="rerun records whose recorded wall time is under this (default 60)")
+    parser.add_argument("--limit", type=int, help="only the N cheapest of them")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1, as the sweeps' runs on 2 cores)")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)  # float sums can depend on the thread count
+    chosen = committed(args.max_seconds)[: args.limit]
+    print(f"rerunning {len(chosen)} committed paper-profile records "
+          f"(recorded wall time < {args.max_seconds:g} s)", flush=True)
+    identical = 0
+    with tempfile.TemporaryDirectory() as scratch:
+        os.environ["COMPANION_RESULTS_DIR"] = scratch  # checkpoints of CIFAR reruns go here
+        for path, found in verify(chosen):
+            name = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+            if found:
+                print(f"differs    {name}: " + "; ".join(found[:4]), flush=True)
+            else:
+                identical += 1
+                print(f"identical  {name}", flush=True)
+    print(f"{identical} of {len(chosen)} identical")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,338 @@
+"""Hostile but fair uses of records, configs, caches and checkpoints (issue 10's cases)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from companion import records, validation
+from companion.class_lr import experiment, sweep
+from companion.data import npz_cache, uci
+from companion.fixed_classifier import experiment as cifar_experiment
+from companion.fixed_classifier.training import Trainer, TrainingSettings
+
+
+def _fake_record(config) -> dict:
+    return {"config": records.config_dict(config), "experiment": "test",
+            "test_accuracy": 0.5, "history": {"loss": [1.0, 0.5]}, "pid": os.getpid()}
+
+
+def fake_group(configs):
+    return [_fake_record(c) for c in configs]
+
+
+def _grid():
+    return sweep.configs(["car", "titanic"], ["selu"], profile="smoke")
+
+
+# ---- records ----------------------------------------------------------------------------------
+
+def test_record_copied_to_another_configs_name_is_not_used(uci_dir):
+    car, titanic = _grid()
+    records.run_sweep([car], fake_group, "t", progress=False)
+    source, target = records.record_path("t", car), records.record_path("t", titanic)
+    target.write_bytes(source.read_bytes())  # car's accuracy under titanic's name
+    with pytest.warns(records.RecordWarning, match="foreign record"):
+        assert records.recorded("t", [titanic]) == []
+    with pytest.warns(records.RecordWarning, match=str(target.name)):
+        found = records.run_sweep([titanic], fake_group, "t", progress=False)
+    assert found[0]["config"]["dataset"] == "titanic"
+    assert len(list((target.parent / "quarantine").iterdir())) == 1  # moved aside, kept
+
+
+def test_edited_record_is_refused_and_rerun(uci_dir):
+    config = _grid()[0]
+    path = records.record_path("t", config)
+    records.run_sweep([config], fake_group, "t", progress=False)
+    record = json.loads(path.read_text())
+    assert record["schema_version"] == records.SCHEMA_VERSION
+    for field in ("git_commit", "torch_version", "python_version", "torch_threads", "device",
+                  "code_fingerprint"):
+        assert field in record
+    record.update(test_accuracy=0.99, torch_version="9.9", git_commit="0" * 40)
+    path.write_text(json.dumps(record))
+    with pytest.warns(records.RecordWarning, match="edited"):
+        found = records.run_sweep([config], fake_group, "t", progress=False)
+    assert found[0]["test_accuracy"] == 0.5
+
+
+@pytest.mark.parametrize("content", ["", '{"config": {"dataset": "car"', "[1, 2]",
+                                     '{"config": {}, "test_accuracy": NaN}'])
+def test_truncated_empty_or_nan_record_is_named_moved_aside_and_rerun(uci_dir, content):
+    config = _grid()[0]
+    path = records.record_path("t", config)
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    with pytest.warns(records.RecordWarning, match=str(path)):
+        found = records.run_sweep([config], fake_group, "t", progress=False)
+    assert found[0]["test_accuracy"] == 0.5
+    (moved,) = (path.parent / "quarantine").iterdir()
+    assert moved.read_text() == content and not moved.name.endswith(".json")
+
+
+def test_old_records_without_schema_version_are_read_unchanged():
+    folder = Path(__file__).resolve().parents[1] / "results" / "class-lr-uci-paper"
+    path = sorted(folder.glob("*.json"))[0]
+    before = path.read_bytes()
+    record = records.read_record(path)
+    assert "schema_version" not in record and path.read_bytes() == before
+    assert records.code_status(record, "class-lr-uci-paper") in ("this code", "other code")
+
+
+def test_temporary_files_never_match_the_record_pattern(monkeypatch, tmp_path):
+    seen = []
+    original = os.replace
+
+    def spy(source, target):
+        seen.append(Path(source).name)
+        original(source, target)
+
+    monkeypatch.setattr(records.os, "replace", spy)
+    records.write_json_atomic(tmp_path / "abc.json", {"a": 1})
+    assert seen and not any(Path(name).match("*.json") for name in seen)
+
+
+def test_nan_never_reaches_a_json_file(tmp_path):
+    with pytest.raises(ValueError, match=r"history\.loss\.1 is NaN"):
+        records.write_json_atomic(tmp_path / "x.json", {"history": {"loss": [1.0, math.nan]}})
+    assert not list(tmp_path.iterdir())
+
+
+# ---- configs ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("field", "value", "allowed"), [
+    ("epochs", 0, "positive integer"), ("epochs", -1, "positive integer"),
+    ("batch_size", 0, "positive integer"), ("batch_size", 32.5, "positive integer"),
+    ("batch_size", "32", "positive integer"), ("learning_rate", math.nan, "finite number"),
+    ("learning_rate", "0.01", "finite number"), ("max_train_samples", 0, "positive integer"),
+    ("dropout", 1.5, "< 1"), ("seed", -3, ">= 0"), ("split", "x", "one of"),
+])
+def test_bad_uci_field_gets_one_clear_error(uci_dir, field, value, allowed):
+    with pytest.raises(validation.ConfigError, match=f"{field}: must be .*{allowed}"):
+        experiment.make_config("car", "selu", **{field: value})
+
+
+def test_every_bad_field_is_listed():
+    with pytest.raises(validation.ConfigError) as error:
+        experiment.make_config("car", "selu", epochs=-1, batch_size=0.5, learning_rate=math.inf)
+    assert len(str(error.value).splitlines()) == 4
+
+
+def test_new_uci_fields_have_rules():
+    rules = validation.UCI_RUN_RULES
+    assert rules["init"]("he") is None and rules["init"]("xavier") is not None
+    assert rules["alpha_retries"](None) is None and rules["alpha_retries"](11) is not None
+
+
+@pytest.mark.parametrize(("field", "value"), [("epochs", -1), ("epochs", "ten"),
+                                              ("batch_size", 0), ("momentum", math.nan),
+                                              ("max_test_samples", 0)])
+def test_bad_cifar_field_gets_one_clear_error(field, value):
+    with pytest.raises(validation.ConfigError, match=f"{field}: must be"):
+        cifar_experiment.make_config("learned", profile="smoke", **{field: value})
+
+
+# ---- caches -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch, uci_dir):
+    monkeypatch.setenv("COMPANION_DATA_DIR", str(tmp_path))
+    uci.arrays("car")
+    return tmp_path / "uci" / "car.npz"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "garbage"])
+def test_corrupt_uci_cache_is_named_moved_aside_and_rebuilt(own_cache, damage):
+    good = uci.arrays("car")
+    content = own_cache.read_bytes()
+    own_cache.write_bytes({"truncate": content[: len(content) // 2], "empty": b"",
+                           "garbage": b"\x80not a zip" * 10}[damage])
+    with pytest.warns(npz_cache.CacheWarning, match=str(own_cache)):
+        rebuilt = uci.arrays("car")
+    assert all(np.array_equal(good[k], rebuilt[k]) for k in good)
+    assert len(list(own_cache.parent.glob("car.npz.bad-*"))) == 1
+
+
+def test_edited_cache_with_a_valid_key_is_rebuilt(own_cache):
+    good = uci.arrays("car")
+    edited = dict(np.load(own_cache))
+    edited["y"] = np.zeros_like(edited["y"])  # same key and digest field, other labels
+    np.savez(own_cache, **edited)
+    with pytest.warns(npz_cache.CacheWarning, match="does not match its digest"):
+        assert np.array_equal(uci.arrays("car")["y"], good["y"])
+
+
+def test_one_bad_data_set_does_not_stop_the_others(own_cache, monkeypatch):
+    def broken(name, allow_download):
+        raise uci.MalformedDataError(f"/somewhere/{name}.dat: line 3 has 2 columns")
+
+    monkeypatch.setattr(uci, "_parse", broken)
+    (own_cache.parent / "titanic.npz").unlink(missing_ok=True)
+    with pytest.warns(npz_cache.CacheWarning, match="titanic.dat"):
+        assert not uci.is_available("titanic")
+    assert uci.is_available("car")
+
+
+# ---- checkpoints ------------------------------------------------------------------------------
+
+class _Planted:
+    def __reduce__(self):
+        return (Path.touch, (Path(os.environ["PLANTED_MARKER"]),))
+
+
+def test_planted_checkpoint_cannot_run_code(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("PLANTED_MARKER", str(marker))
+    checkpoint = tmp_path / "run.checkpoint.pt"
+    torch.save({"settings": _Planted()}, checkpoint)
+    settings = TrainingSettings(epochs=1, batch_size=4, learning_rate=0.1, lr_milestones=(1,),
+                                lr_decay=0.1, momentum=0.9, weight_decay=0.0,
+                                decay_scale_and_bias=True, log_interval=1, seed=0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
+    images = np.zeros((4, 8, 8, 3), np.uint8)
+    labels = np.zeros(4, np.int64)
+    trainer = Trainer(model, settings, (images, labels), (images, labels),
+                      ((0.5,) * 3, (0.25,) * 3), checkpoint=checkpoint)
+    with pytest.raises(RuntimeError, match="cannot read the checkpoint"):
+        trainer.load_checkpoint()
+    assert not marker.exists()
+
+
+# ---- concurrent and interrupted sweeps ----------------------------------------------------------
+
+SWEEP_SCRIPT = textwrap.dedent("""
+    import os, sys, time
+    from companion import records
+    from companion.class_lr import sweep
+
+    def slow_group(configs):
+        with open(os.environ["RUN_LOG"], "a") as log:
+            log.write("".join(f"{records.config_hash(c)} {os.getpid()}\\n" for c in configs))
+        time.sleep(float(os.environ["RUN_SECONDS"]))
+        return [{"config": records.config_dict(c), "experiment": "t"} for c in configs]
+
+    grid = sweep.configs(["car", "titanic", "led-display"], ["selu", "relu"], profile="smoke")
+    records.run_sweep(grid, slow_group, "t", n_jobs=int(sys.argv[1]), progress=False)
+""")
+
+
+def _start_sweep(tmp_path, n_jobs, seconds):
+    script = tmp_path / "sweep_script.py"
+    script.write_text(SWEEP_SCRIPT)
+    env = {**os.environ, "RUN_LOG": str(tmp_path / "runs.log"), "RUN_SECONDS": str(seconds)}
+    return subprocess.Popen([sys.executable, str(script), str(n_jobs)], env=env)
+
+
+def test_two_sweeps_into_one_directory_share_the_work(tmp_path, uci_dir):
+    sweeps = [_start_sweep(tmp_path, 1, 0.5) for _ in range(2)]
+    assert [s.wait(timeout=240) for s in sweeps] == [0, 0]
+    runs = [line.split()[0] for line in (tmp_path / "runs.log").read_text().splitlines()]
+    assert len(runs) == 6 and len(set(runs)) == 6  # every run once
+    folder = records.results_dir() / "t"
+    assert len(records.load_records("t")) == 6
+    assert not [p for p in folder.iterdir() if p.name.startswith(".") and p.is_file()]
+
+
+def test_killed_sweep_leaves_no_workers(tmp_path, uci_dir):
+    log = tmp_path / "runs.log"
+    process = _start_sweep(tmp_path, 2, 600)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_pids(log)) < 2:
+        time.sleep(0.5)
+    workers = _pids(log)
+    assert len(workers) == 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.5)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _pids(log: Path) -> set[int]:
+    lines = log.read_text().splitlines() if log.exists() else []
+    return {int(line.split()[1]) for line in lines}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "zombie" in status.read_text())
+
+
+# ---- determinism: a committed record, rerun ------------------------------------------------------
+
+def test_a_committed_record_reruns_bit_for_bit(uci_dir):
+    """image-segmentation, tanh baseline, paper profile (about 1 s alone, with 1 thread)."""
+    from companion import verify
+
+    path = Path(__file__).resolve().parents[1] / "results/class-lr-uci-paper/3a7af3b66ffda949.json"
+    committed = records.read_record(path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fresh = json.loads(json.dumps(verify.rerun([committed])[0]))
+    finally:
+        torch.set_num_threads(threads)
+    assert list(verify.differences(committed, fresh)) == []
+    for field in ("test_accuracy", "val_accuracy", "test_correct", "history"):
+        assert fresh[field] == committed[field]
+
+
+# ---- Dask -------------------------------------------------------------------------------------
+
+def test_sweep_on_a_dask_local_cluster_records_every_run_once(tmp_path, uci_dir, monkeypatch):
+    """Two sweeps at once send the same grid to a two-worker LocalCluster."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed import LocalCluster
+
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv("RUN_LOG", str(log))
+    grid = sweep.configs(["car", "titanic"], ["selu", "tanh"], profile="smoke")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        with ThreadPoolExecutor(2) as pool:
+            done = list(pool.map(lambda _: records.run_sweep(
+                grid, logged_group, "t", progress=False, scheduler=address), range(2)))
+    runs = log.read_text().splitlines()
+    assert sorted(runs) == sorted(records.config_hash(c) for c in grid)  # each run once
+    assert done[0] == done[1] and len(records.load_records("t")) == len(grid)
+    folder = records.results_dir() / "t"
+    assert not [p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".json")]
+
+
+def logged_group(configs):
+    with open(os.environ["RUN_LOG"], "a") as log:
+        log.write("".join(f"{records.config_hash(c)}\n" for c in configs))
+    time.sleep(0.3)
+    return fake_group(configs)
+
+
+def test_records_of_other_code_are_marked_not_dropped(uci_dir):
+    from companion.class_lr import tables
+
+    config = experiment.make_config("car", "selu", profile="smoke")
+    (record,) = sweep.run_configs([config])
+    assert records.code_status(record, record["experiment"]) == "this code"
+    assert tables.build([record], 2, covered=["car"]).loc["Car", ("", "status")] == ""
+    older = {k: v for k, v in record.items() if k != "code_fingerprint"}
+    older["git_commit"] = "0" * 40  # a commit this clone does not have
+    table = tables.build([older], 2, covered=["car"])
+    assert table.loc["Car", ("", "status")] == "runs of other code"
+    assert table.loc["Car", ("SELU", "ours")] == pytest.approx(100 * record["test_accuracy"])
