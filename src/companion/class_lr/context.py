@@ -11,8 +11,8 @@ never train on the validation rows either; the two kinds of column see the same 
 stopping of the boosted trees is off (it would carve its own validation split out of train).
 
 One record per (data set, model, seed), like the MLP runs. The smoke profile shrinks the
-ensembles (20 trees or boosting rounds, 100 otherwise); quick and paper use the same settings (the models are
-cheap), so both read the records of `results/context-uci-paper/`.
+ensembles to 20 trees or boosting rounds (100 otherwise); quick and paper use the same settings
+(the models are cheap), so both read the records of `results/context-uci-paper/`.
 
 Command line:
 
