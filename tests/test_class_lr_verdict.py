@@ -128,6 +128,10 @@ def test_no_effect_and_single_seed_degrade_gracefully():
     assert "n = 1: no interval" in text and "Too few numbers" in text
     assert "noise alone: not measured" in text
     assert verdict.rank_scores(verdict.long_accuracies([])).empty
+    five = _store(_effect_records(gain=3, n_sets=5, seeds=1))  # best Wilcoxon p: 2/32
+    summary = verdict.across_datasets(verdict.paired_changes(verdict.long_accuracies(five)),
+                                      tables.mcnemar_tests(five), verdict.null_calibration(five))
+    assert "Too few data sets for a verdict: with 5" in verdict.verdicts(summary)["selu"]
 
 
 def test_paper_counts_are_consistent():

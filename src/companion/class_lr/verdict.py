@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from companion import comparisons
 from companion.class_lr import context
@@ -238,6 +239,11 @@ def verdict(activation: str, row: pd.Series) -> str:
 def _conclusion(interval: comparisons.Interval, p_value: float) -> str:
     if np.isnan(interval.low) or np.isnan(p_value):
         return "Too few numbers for a verdict."
+    # The smallest p the test can give with n data sets (all changes of one sign).
+    best_possible = stats.wilcoxon(np.arange(1.0, interval.n + 1)).pvalue
+    if best_possible >= ALPHA:
+        return (f"Too few data sets for a verdict: with {interval.n} the Wilcoxon test cannot "
+                f"reach p < {ALPHA}.")
     if interval.excludes_zero and p_value < ALPHA:
         direction = "gain" if interval.estimate > 0 else "loss"
         return f"Verdict: a {direction} distinguishable from noise."
