@@ -188,3 +188,18 @@ def test_boosting_survives_a_class_with_one_training_row(uci_dir):
     assert np.bincount(data.train.y).min() == 1
     record = context.run(context.make_config("nursery", "hist_gradient_boosting", profile="smoke"))
     assert record["test_accuracy"] > 0.95
+
+
+def test_table3_cells_over_seeds_use_neuron_specialization():
+    recs = []
+    for seed, share in enumerate((0.50, 0.54)):
+        rec = _record("car", "tanh", "baseline", seed, _vector(80))
+        rec["neuron_specialization"] = {"overall": share}
+        recs.append(rec)
+    long = verdict.long_accuracies(_store(recs), table=3)
+    assert list(long["value"]) == pytest.approx([50.0, 54.0])
+    table = verdict.seed_table(long)
+    assert table.loc["Car", ("tanh", "ours")] == "52.0 ± 2.8 (2)"  # sd = 4 / sqrt(2)
+    assert table.loc["Car", ("tanh", "paper")] == registry.paper_value(3, "car", "tanh",
+                                                                       "baseline")
+    assert ("GBT", "ours") not in table.columns

@@ -34,7 +34,13 @@ from companion.class_lr.registry import (
     paper_counts,
     paper_value,
 )
-from companion.class_lr.tables import ACTIVATION_LABELS, _correct, column_name, selected
+from companion.class_lr.tables import (
+    ACTIVATION_LABELS,
+    _correct,
+    _measure,
+    column_name,
+    selected,
+)
 from companion.statistics import mcnemar
 
 ALPHA = 0.05
@@ -42,21 +48,26 @@ CONTEXT_COLUMNS = tuple(context.MODEL_LABELS[m] for m in context.MODELS)
 
 
 def long_accuracies(records: Iterable[dict[str, Any]],
-                    context_records: Iterable[dict[str, Any]] = ()) -> pd.DataFrame:
-    """One row per selected run: dataset, column, activation, method, seed, accuracy (%)."""
+                    context_records: Iterable[dict[str, Any]] = (), table: int = 2
+                    ) -> pd.DataFrame:
+    """One row per selected run: dataset, column, activation, method, seed and `value`, the
+    measure of Table `table` (2: test accuracy %; 3: % class-specialised neurons, MLPs only).
+    Diverged runs are left out."""
     rows = []
     for (dataset, activation, method, seed), record in selected(records).items():
         rows.append({"dataset": dataset, "column": column_name(activation, method),
                      "activation": activation, "method": method, "seed": seed,
-                     "accuracy": 100 * record["test_accuracy"]})
-    for record in context_records:
+                     "value": _measure(record, table)})
+    for record in context_records if table == 2 else ():
         config = record["config"]
         rows.append({"dataset": config["dataset"],
                      "column": context.MODEL_LABELS[config["model"]], "activation": None,
                      "method": config["model"], "seed": config["seed"],
-                     "accuracy": 100 * record["test_accuracy"]})
-    columns = ["dataset", "column", "activation", "method", "seed", "accuracy"]
-    return pd.DataFrame(rows, columns=columns)
+                     "value": 100 * record["test_accuracy"]})
+    columns = ["dataset", "column", "activation", "method", "seed", "value"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame.attrs["table"] = table
+    return frame
 
 
 def _paper_order(names: Iterable[str]) -> list[str]:
@@ -65,19 +76,22 @@ def _paper_order(names: Iterable[str]) -> list[str]:
 
 
 def seed_table(long: pd.DataFrame) -> pd.DataFrame:
-    """Table 2 rows (data sets with any run, paper order): per column `ours` as
-    ``mean ± sd (n seeds)`` and, for the six MLP columns, the paper's accuracy."""
+    """Table 2 (or 3, after `long_accuracies(..., table=3)`) rows, data sets with any run in the
+    paper's order: per column `ours` as ``mean ± sd (n seeds)`` and, for the six MLP columns,
+    the paper's number. Context columns appear in Table 2 only."""
+    table = long.attrs.get("table", 2)
+    extra = list(CONTEXT_COLUMNS) if table == 2 else []
     mlp_columns = [column_name(a, m) for a in ACTIVATIONS for m in METHODS]
     rows = []
     for name in _paper_order(long["dataset"]):
         runs = long[long["dataset"] == name]
         row: dict[Any, Any] = {"dataset": architecture(name).paper_name}
-        for label in mlp_columns + list(CONTEXT_COLUMNS):
-            values = runs.loc[runs["column"] == label, "accuracy"]
+        for label in mlp_columns + extra:
+            values = runs.loc[runs["column"] == label, "value"]
             row[(label, "ours")] = comparisons.format_cell(comparisons.summarize(values))
             if label in mlp_columns:
                 activation, method = _column_parts(label)
-                paper = paper_value(2, name, activation, method)
+                paper = paper_value(table, name, activation, method)
                 row[(label, "paper")] = np.nan if paper is None else paper
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -102,7 +116,7 @@ def paired_changes(long: pd.DataFrame) -> pd.DataFrame:
     rows = []
     mlp = long[long["activation"].notna()]
     for (name, activation), runs in mlp.groupby(["dataset", "activation"], sort=False):
-        by_seed = runs.pivot_table(index="seed", columns="method", values="accuracy")
+        by_seed = runs.pivot_table(index="seed", columns="method", values="value")
         if not set(METHODS) <= set(by_seed.columns):
             continue
         both = by_seed.dropna(subset=list(METHODS))
@@ -262,7 +276,7 @@ def rank_scores(long: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.
     the critical-difference diagram; data sets missing a method are dropped there."""
     if long.empty:
         return pd.DataFrame()
-    scores = long.pivot_table(index="dataset", columns="column", values="accuracy",
+    scores = long.pivot_table(index="dataset", columns="column", values="value",
                               aggfunc="mean")
     order = [c for c in (columns or [column_name(a, m) for a in ACTIVATIONS for m in METHODS]
                          + list(CONTEXT_COLUMNS)) if c in scores.columns]
