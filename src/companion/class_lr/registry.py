@@ -18,6 +18,9 @@ from functools import cache
 from pathlib import Path
 
 PAPER_CSV = Path(__file__).with_name("paper_uci.csv")
+# The paper's own summary counts (section 4 text): better / worse / equal per activation and,
+# for SELU only, McNemar p < 0.05 in each direction. The one place they are written down.
+PAPER_COUNTS_CSV = Path(__file__).with_name("paper_counts.csv")
 ACTIVATIONS = ("selu", "relu", "tanh")
 METHODS = ("baseline", "class_lr")
 
@@ -92,3 +95,13 @@ def paper_value(table: int, dataset: str, activation: str, method: str) -> float
     row = next(r for r in _rows() if r["dataset"] == architecture(dataset).dataset)
     text = row[f"table{table}_{activation}{suffix}"]
     return float(text) if text else None
+
+
+def paper_counts() -> dict[str, dict[str, int | None]]:
+    """{activation: {'data sets', 'better', 'worse', 'equal', 'significantly better',
+    'significantly worse'}} as the paper's text states them; None where it gives no count."""
+    with open(PAPER_COUNTS_CSV, newline="") as handle:
+        return {
+            row.pop("activation"): {k: int(v) if v else None for k, v in row.items()}
+            for row in csv.DictReader(handle)
+        }

@@ -24,6 +24,7 @@ from companion.class_lr.registry import (
     METHODS,
     architecture,
     datasets,
+    paper_counts,
     paper_value,
 )
 from companion.data import uci
@@ -142,14 +143,8 @@ def paper_outcome_counts() -> pd.DataFrame:
 
 
 # The paper's own summary (section 4): better / worse / equal, and p < 0.05 counts for SELU.
-PAPER_COUNTS = pd.DataFrame(
-    [
-        {"activation": "selu", "data sets": 45, "better": 21, "worse": 14, "equal": 10,
-         "significantly better": 13, "significantly worse": 6},
-        {"activation": "relu", "data sets": 45, "better": 23, "worse": 11, "equal": 11},
-        {"activation": "tanh", "data sets": 45, "better": 15, "worse": 9, "equal": 21},
-    ]
-).set_index("activation")
+PAPER_COUNTS = pd.DataFrame.from_dict(paper_counts(), orient="index").astype("Int64").rename_axis(
+    "activation")
 
 
 def notes(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], str]:

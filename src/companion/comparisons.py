@@ -1,0 +1,238 @@
+"""Comparing methods over seeds and data sets: is a difference an effect or noise?
+
+Sibling of `companion.statistics` (the paper's own tests). Everything here takes plain
+numbers (accuracies in %, one per seed or one per data set) and leans on scipy and
+scikit-posthocs:
+
+* :func:`summarize` / :func:`format_cell` -- mean, standard deviation and number of seeds of one
+  table cell, shown as ``84.7 ± 0.4 (3)``;
+* :func:`paired_change` -- the change of a method over its baseline, paired by seed, with a
+  Student t 95% interval (``scipy.stats.ttest_1samp(...).confidence_interval``);
+* :func:`median_change` -- median over data sets with a bootstrap 95% interval
+  (``scipy.stats.bootstrap``);
+* :func:`wilcoxon_over_datasets` -- Wilcoxon signed-rank test over data sets (Demsar 2006);
+* :func:`sign_counts` -- better / worse / equal counts;
+* :func:`average_ranks` / :func:`nemenyi` / :func:`cd_diagram` -- Friedman average ranks and the
+  Nemenyi critical-difference diagram (Demsar 2006) of many methods over many data sets.
+
+With too few numbers a statistic is not invented: intervals and p-values are NaN and
+:func:`describe_interval` says why ("n = 1: no interval").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "CellSummary",
+    "Interval",
+    "average_ranks",
+    "cd_diagram",
+    "describe_interval",
+    "format_cell",
+    "friedman",
+    "median_change",
+    "nemenyi",
+    "paired_change",
+    "sign_counts",
+    "summarize",
+    "wilcoxon_over_datasets",
+]
+
+# Changes smaller than this (percentage points) count as "equal": float noise, not a sample.
+EQUAL_TOLERANCE = 1e-9
+
+
+def _finite_vector(values: Any, name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite (drop missing seeds or data sets first)")
+    return arr
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    """Mean and sample standard deviation (ddof = 1; NaN when n = 1) over n seeds."""
+
+    mean: float
+    sd: float
+    n: int
+
+
+def summarize(values: Any) -> CellSummary:
+    """Mean, sd (ddof = 1) and n of one cell's values over seeds; n = 0 gives NaNs."""
+    arr = _finite_vector(values, "values")
+    if arr.size == 0:
+        return CellSummary(math.nan, math.nan, 0)
+    sd = float(np.std(arr, ddof=1)) if arr.size > 1 else math.nan
+    return CellSummary(float(np.mean(arr)), sd, int(arr.size))
+
+
+def format_cell(summary: CellSummary, digits: int = 1) -> str:
+    """'84.7 ± 0.4 (3)'; one seed gives '84.7 (1)', no seed an empty string."""
+    if summary.n == 0:
+        return ""
+    if summary.n == 1:
+        return f"{summary.mean:.{digits}f} (1)"
+    return f"{summary.mean:.{digits}f} ± {summary.sd:.{digits}f} ({summary.n})"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with its 95% interval over n numbers (low = high = NaN when n is too small)."""
+
+    estimate: float
+    low: float
+    high: float
+    n: int
+    method: str
+
+    @property
+    def excludes_zero(self) -> bool:
+        return bool(self.low > 0 or self.high < 0)  # False with NaN bounds
+
+
+def paired_change(baseline: Any, treated: Any, confidence: float = 0.95) -> Interval:
+    """Mean of treated - baseline over seeds (paired), with a t interval when n >= 2.
+
+    ``baseline[i]`` and ``treated[i]`` come from the same seed. n = 1 has no interval (NaN);
+    identical differences give a zero-width interval (the t interval's limit, scipy gives NaN).
+    """
+    a = _finite_vector(baseline, "baseline")
+    b = _finite_vector(treated, "treated")
+    if a.shape != b.shape:
+        raise ValueError(f"baseline and treated need one value per seed each, got "
+                         f"{a.size} and {b.size}")
+    diff = b - a
+    if diff.size == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, "t")
+    mean = float(diff.mean())
+    if diff.size == 1:
+        return Interval(mean, math.nan, math.nan, 1, "t")
+    if np.ptp(diff) == 0:
+        return Interval(mean, mean, mean, int(diff.size), "t")
+    ci = stats.ttest_1samp(diff, 0.0).confidence_interval(confidence)
+    return Interval(mean, float(ci.low), float(ci.high), int(diff.size), "t")
+
+
+def median_change(changes: Any, confidence: float = 0.95, n_resamples: int = 9999,
+                  seed: int = 0) -> Interval:
+    """Median of per-data-set changes with a percentile bootstrap interval (n >= 2).
+
+    Percentile rather than BCa: BCa's jackknife of a median is degenerate on small samples
+    with ties. The resampling is seeded, so the interval is reproducible.
+    """
+    x = _finite_vector(changes, "changes")
+    if x.size == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, "bootstrap")
+    median = float(np.median(x))
+    if x.size == 1:
+        return Interval(median, math.nan, math.nan, 1, "bootstrap")
+    if np.ptp(x) == 0:
+        return Interval(median, median, median, int(x.size), "bootstrap")
+    result = stats.bootstrap((x,), np.median, confidence_level=confidence,
+                             n_resamples=n_resamples, method="percentile",
+                             rng=np.random.default_rng(seed))
+    ci = result.confidence_interval
+    return Interval(median, float(ci.low), float(ci.high), int(x.size), "bootstrap")
+
+
+def describe_interval(interval: Interval, digits: int = 2, unit: str = "") -> str:
+    """'+0.31 (95% interval -0.10 to +0.70, n = 12)', or why there is no interval."""
+    if interval.n == 0:
+        return "no data"
+    estimate = f"{interval.estimate:+.{digits}f}{unit}"
+    if math.isnan(interval.low):
+        return f"{estimate} (n = 1: no interval)"
+    return (f"{estimate} (95% interval {interval.low:+.{digits}f} to "
+            f"{interval.high:+.{digits}f}{unit}, n = {interval.n})")
+
+
+def wilcoxon_over_datasets(changes: Any) -> tuple[float, float]:
+    """(statistic, two-sided p) of the Wilcoxon signed-rank test of changes over data sets.
+
+    Zero changes are split evenly between the positive and negative rank sums, as Demsar (2006)
+    recommends (scipy's ``zero_method="zsplit"``). Fewer than two changes, or only zeros, give
+    NaN: no test.
+    """
+    x = _finite_vector(changes, "changes")
+    if x.size < 2 or not np.any(np.abs(x) > EQUAL_TOLERANCE):
+        return math.nan, math.nan
+    result = stats.wilcoxon(x, zero_method="zsplit")
+    return float(result.statistic), float(result.pvalue)
+
+
+def sign_counts(changes: Any) -> dict[str, int]:
+    """{'better', 'worse', 'equal'}: changes above, below and at zero (within float noise)."""
+    x = _finite_vector(changes, "changes")
+    return {
+        "better": int(np.sum(x > EQUAL_TOLERANCE)),
+        "worse": int(np.sum(x < -EQUAL_TOLERANCE)),
+        "equal": int(np.sum(np.abs(x) <= EQUAL_TOLERANCE)),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Many methods over many data sets: Friedman, Nemenyi, critical-difference diagram
+# --------------------------------------------------------------------------------------------
+
+
+def _complete(scores: pd.DataFrame) -> pd.DataFrame:
+    """Rows (data sets) with a score for every column (method); ranks need complete blocks."""
+    if not isinstance(scores, pd.DataFrame):
+        raise ValueError("scores must be a DataFrame: data sets as rows, methods as columns")
+    return scores.dropna(axis=0, how="any")
+
+
+def average_ranks(scores: pd.DataFrame) -> pd.Series:
+    """Mean rank of each method over data sets; rank 1 = highest score, ties averaged."""
+    complete = _complete(scores)
+    return complete.rank(axis=1, ascending=False, method="average").mean(axis=0)
+
+
+def friedman(scores: pd.DataFrame) -> tuple[float, float]:
+    """(chi-square, p) of scipy's Friedman test over complete data sets; NaN when < 2 rows
+    or < 3 methods (scipy's minimum)."""
+    complete = _complete(scores)
+    if len(complete) < 2 or complete.shape[1] < 3:
+        return math.nan, math.nan
+    result = stats.friedmanchisquare(*(complete[c].to_numpy() for c in complete.columns))
+    return float(result.statistic), float(result.pvalue)
+
+
+def nemenyi(scores: pd.DataFrame) -> pd.DataFrame:
+    """Pairwise Nemenyi p-values after Friedman (scikit-posthocs), methods x methods."""
+    import scikit_posthocs as sp
+
+    complete = _complete(scores)
+    return sp.posthoc_nemenyi_friedman(complete.to_numpy())\
+        .set_axis(complete.columns, axis=0).set_axis(complete.columns, axis=1)
+
+
+def cd_diagram(scores: pd.DataFrame, title: str = "", alpha: float = 0.05) -> Any:
+    """Critical-difference diagram (scikit-posthocs): average ranks on an axis, methods that
+    Nemenyi cannot tell apart at `alpha` joined by a bar. Returns the matplotlib Figure, or
+    None when fewer than two complete data sets exist."""
+    import matplotlib.pyplot as plt
+    import scikit_posthocs as sp
+
+    complete = _complete(scores)
+    if len(complete) < 2 or complete.shape[1] < 2:
+        return None
+    ranks = average_ranks(complete)
+    figure, axis = plt.subplots(figsize=(8, 0.45 * len(ranks) + 1.2))
+    sp.critical_difference_diagram(ranks, nemenyi(complete), ax=axis, alpha=alpha,
+                                   label_fmt_left="{label} ({rank:.2f})",
+                                   label_fmt_right="({rank:.2f}) {label}")
+    axis.set_title(title or f"average rank over {len(complete)} data sets (1 = best); "
+                   f"bars: Nemenyi p >= {alpha}")
+    figure.tight_layout()
+    return figure

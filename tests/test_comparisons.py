@@ -1,0 +1,120 @@
+"""companion.comparisons against scipy / statsmodels on known inputs and small hand cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.stats.libqsturng import psturng
+
+from companion import comparisons as cmp
+
+
+def test_cell_summary_and_format_by_hand():
+    # mean 84.7, deviations -0.4, 0, +0.4: sd = sqrt(0.32 / 2) = 0.4
+    summary = cmp.summarize([84.3, 84.7, 85.1])
+    assert summary.n == 3
+    assert summary.mean == pytest.approx(84.7)
+    assert summary.sd == pytest.approx(0.4)
+    assert cmp.format_cell(summary) == "84.7 ± 0.4 (3)"
+    assert cmp.format_cell(cmp.summarize([84.66])) == "84.7 (1)"
+    assert math.isnan(cmp.summarize([84.66]).sd)
+    assert cmp.format_cell(cmp.summarize([])) == ""
+    with pytest.raises(ValueError, match="finite"):
+        cmp.summarize([1.0, float("nan")])
+
+
+def test_paired_change_t_interval_by_hand_and_scipy():
+    baseline = np.array([80.0, 81.0, 82.0])
+    treated = baseline + np.array([1.0, 2.0, 3.0])  # differences 1, 2, 3: mean 2, sd 1
+    change = cmp.paired_change(baseline, treated)
+    half = stats.t.ppf(0.975, df=2) * 1.0 / math.sqrt(3)  # 4.3027 / sqrt(3) = 2.484
+    assert change.estimate == pytest.approx(2.0)
+    assert (change.low, change.high) == pytest.approx((2.0 - half, 2.0 + half))
+    assert half == pytest.approx(2.4841, abs=1e-4)
+    ci = stats.ttest_rel(treated, baseline).confidence_interval()
+    assert (change.low, change.high) == pytest.approx((ci.low, ci.high))
+    assert not change.excludes_zero  # -0.48 to 4.48
+
+
+def test_paired_change_small_and_degenerate_cases():
+    one = cmp.paired_change([80.0], [81.5])
+    assert one.estimate == pytest.approx(1.5) and one.n == 1
+    assert math.isnan(one.low) and math.isnan(one.high)
+    assert cmp.describe_interval(one) == "+1.50 (n = 1: no interval)"
+    same = cmp.paired_change([80.0, 70.0], [81.0, 71.0])  # both seeds gain exactly 1
+    assert (same.low, same.estimate, same.high) == pytest.approx((1.0, 1.0, 1.0))
+    assert same.excludes_zero
+    with pytest.raises(ValueError, match="one value per seed"):
+        cmp.paired_change([1.0, 2.0], [1.0])
+
+
+def test_median_change_matches_scipy_bootstrap():
+    changes = np.array([-0.5, 0.2, 0.4, 0.9, 1.3, 2.0, -0.1, 0.7])
+    result = cmp.median_change(changes, seed=3)
+    reference = stats.bootstrap((changes,), np.median, method="percentile",
+                                rng=np.random.default_rng(3)).confidence_interval
+    assert result.estimate == pytest.approx(np.median(changes))
+    assert (result.low, result.high) == pytest.approx((reference.low, reference.high))
+    assert result.low <= result.estimate <= result.high
+    assert "95% interval" in cmp.describe_interval(result)
+    positive = cmp.median_change([1.0, 1.2, 0.8, 1.5, 0.9, 1.1])
+    assert positive.excludes_zero and positive.low >= 0.8
+    single = cmp.median_change([0.3])
+    assert math.isnan(single.low) and single.n == 1
+
+
+def test_wilcoxon_over_datasets_by_hand_and_scipy():
+    # Five positive changes: exact two-sided p = 2 / 2**5 (all signs +)
+    statistic, p_value = cmp.wilcoxon_over_datasets([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert p_value == pytest.approx(2 / 32)
+    changes = [0.0, 0.5, -1.0, 2.0, 0.0, 1.5, -0.2, 3.0]
+    reference = stats.wilcoxon(changes, zero_method="zsplit")
+    assert cmp.wilcoxon_over_datasets(changes) == pytest.approx(
+        (reference.statistic, reference.pvalue))
+    assert all(math.isnan(v) for v in cmp.wilcoxon_over_datasets([0.0, 0.0, 0.0]))
+    assert all(math.isnan(v) for v in cmp.wilcoxon_over_datasets([1.0]))
+
+
+def test_sign_counts():
+    assert cmp.sign_counts([0.5, -0.2, 0.0, 1e-12, 3.0]) == {
+        "better": 2, "worse": 1, "equal": 2}
+
+
+def _scores() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"A": [90.0, 80.0, 70.0, 60.0], "B": [85.0, 85.0, 65.0, 55.0],
+         "C": [80.0, 75.0, 65.0, 50.0]},
+        index=["d1", "d2", "d3", "d4"])
+
+
+def test_average_ranks_by_hand():
+    ranks = cmp.average_ranks(_scores())
+    # d1: A1 B2 C3; d2: B1 A2 C3; d3: A1 B2.5 C2.5; d4: A1 B2 C3
+    assert ranks.to_dict() == pytest.approx({"A": 5 / 4, "B": 7.5 / 4, "C": 11.5 / 4})
+    with_gap = _scores().assign(D=[99.0, np.nan, 1.0, 1.0])  # d2 lacks D: dropped
+    assert cmp.average_ranks(with_gap)["D"] == pytest.approx((1 + 4 + 4) / 3)
+
+
+def test_friedman_and_nemenyi_against_scipy_and_statsmodels():
+    scores = _scores()
+    reference = stats.friedmanchisquare(scores["A"], scores["B"], scores["C"])
+    assert cmp.friedman(scores) == pytest.approx((reference.statistic, reference.pvalue))
+    p = cmp.nemenyi(scores)
+    ranks = cmp.average_ranks(scores)
+    k, n = 3, 4
+    q = abs(ranks["A"] - ranks["C"]) / math.sqrt(k * (k + 1) / (6 * n)) * math.sqrt(2)
+    assert p.loc["A", "C"] == pytest.approx(np.ravel(psturng(q, k, np.inf))[0], abs=1e-3)
+    assert p.loc["A", "C"] == pytest.approx(p.loc["C", "A"])
+    assert all(math.isnan(v) for v in cmp.friedman(scores.iloc[:1]))
+
+
+def test_cd_diagram_draws_or_declines(tmp_path):
+    figure = cmp.cd_diagram(_scores())
+    assert figure is not None
+    figure.savefig(tmp_path / "cd.png")
+    assert (tmp_path / "cd.png").stat().st_size > 0
+    assert cmp.cd_diagram(_scores().iloc[:1]) is None
