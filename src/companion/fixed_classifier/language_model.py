@@ -137,7 +137,9 @@ class LSTMLanguageModel(nn.Module):
         self.variant = variant
         self.vocab_size = vocab_size
         self.drop = nn.Dropout(dropout)
-        self.encoder = nn.Embedding(vocab_size, embedding_size)
+        # _weight skips nn.Embedding's normal_ init, overwritten below anyway (and slow on meta)
+        self.encoder = nn.Embedding(vocab_size, embedding_size,
+                                    _weight=torch.empty(vocab_size, embedding_size))
         self.lstm = nn.LSTM(embedding_size, hidden_size, layers,
                             dropout=dropout if layers > 1 else 0.0)
         nn.init.uniform_(self.encoder.weight, -INIT_RANGE, INIT_RANGE)
