@@ -28,7 +28,8 @@ def parameter_frame(vocab_size: int, embedding_size: int = 512, hidden_size: int
     for variant, counts in table.items():
         rows[LABELS[variant]] = {
             "embedding (M)": counts["embedding"] / 1e6, "LSTM (M)": counts["lstm"] / 1e6,
-            "classifier (M)": counts["classifier"] / 1e6, "trainable (M)": counts["trainable"] / 1e6,
+            "classifier (M)": counts["classifier"] / 1e6,
+            "trainable (M)": counts["trainable"] / 1e6,
             "fixed, not trained (M)": counts["fixed"] / 1e6,
             "trainable vs learned": counts["trainable"] / learned_total,
         }
@@ -79,14 +80,16 @@ def _compare(ours: float, reference: float) -> str:
 def verdict(runs: dict[str, dict[str, Any]], synthetic: bool) -> list[str]:
     """Sentences comparing the measured test perplexities with the paper's two claims."""
     test = {v: r["test_perplexity"] for v, r in runs.items() if r["test_perplexity"] is not None}
-    lines = [f"Test perplexity: " + ", ".join(f"{LABELS[v]} {p:.1f}" for v, p in test.items())
+    lines = ["Test perplexity: " + ", ".join(f"{LABELS[v]} {p:.1f}" for v, p in test.items())
              + "."]
     if "learned" in test and "fixed" in test:
-        lines.append(f"Fixed orthonormal classifier vs learned: {_compare(test['fixed'], test['learned'])}"
-                     f"; the paper: {PAPER_CLAIMS['fixed']}.")
+        found = _compare(test["fixed"], test["learned"])
+        lines.append(f"Fixed orthonormal classifier vs learned: {found}; "
+                     f"the paper: {PAPER_CLAIMS['fixed']}.")
     if "pmi" in test and "fixed" in test:
-        lines.append(f"Fixed PMI embeddings vs fixed orthonormal: {_compare(test['pmi'], test['fixed'])}"
-                     f"; the paper: {PAPER_CLAIMS['pmi']}.")
+        found = _compare(test["pmi"], test["fixed"])
+        lines.append(f"Fixed PMI embeddings vs fixed orthonormal: {found}; "
+                     f"the paper: {PAPER_CLAIMS['pmi']}.")
     if "pmi" in test and "learned" in test:
         lines.append(f"Fixed PMI embeddings vs learned: {_compare(test['pmi'], test['learned'])}.")
     if synthetic:
