@@ -22,7 +22,7 @@ Streams: `batchify` cuts a token stream (T,) into B parallel columns (T // B, B)
 remainder; `bptt_windows` walks down the columns in windows of `bptt` steps, giving inputs
 x = data[i:i+L] and targets y = data[i+1:i+1+L], each (L, B).
 
-`synthetic.generate` writes a small corpus in the same format (see that module): the tests and
+`synthetic_text.generate` writes a small corpus in the same format (see that module): the tests and
 the `smoke`/`quick` notebooks use one because WikiText-2 is not on the project's machine.
 """
 
