@@ -246,7 +246,7 @@ class DistributedTrainer:
                 (logits.argmax(1) != labels).sum().double(),
                 torch.tensor(len(labels), dtype=torch.float64, device=self.context.device)])
         loss, errors, count = all_sum(totals, self.context).tolist()
-        return {"val_loss": loss / max(count, 1), "val_error": errors / max(count, 1)}
+        return {"test_loss": loss / max(count, 1), "test_error": errors / max(count, 1)}
 
     # ------------------------------------------------------------ checkpoints
 

@@ -200,7 +200,7 @@ def train(config: ImageNetRunConfig, workers: int | None = None, compile: bool =
     epochs, bad_epochs = _finite(history.epochs)
     steps, bad_steps = _finite(history.steps)
     diverged = bad_epochs or bad_steps or len(epochs.get("epoch", [])) < config.epochs
-    val_error = None if diverged else epochs["val_error"][-1]
+    val_error = None if diverged else epochs["test_error"][-1]
     record = {
         "config": records.config_dict(config),
         "experiment": experiment_name(config),
