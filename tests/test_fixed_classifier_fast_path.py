@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from companion import records
-from companion.fixed_classifier import experiment
+from companion.fixed_classifier import experiment, tables
 from companion.fixed_classifier.devices import autocast_name, resolve_device
 from companion.fixed_classifier.resnet import cifar_resnet
 from companion.fixed_classifier.training import Trainer, TrainingSettings, weight_decay_at
@@ -104,3 +104,27 @@ def test_no_host_sync_inside_an_epoch_except_at_log_points(monkeypatch):
     calls.clear()
     trainer.train_epoch(0)
     assert len(calls) > at_epoch_end + 4  # the log points do sync (alpha/weight norms, NaN)
+
+
+def test_table1_finds_a_hadamard_record_made_on_a_gpu(tmp_path):
+    """The committed CPU runs plus a Hadamard run of the same config with device "cuda"."""
+    folder = records.results_dir() / "fixed-classifier-cifar10-paper"
+    folder.mkdir(parents=True)
+    for path in COMMITTED.glob("*.json"):
+        (folder / path.name).write_text(path.read_text())
+    overrides = experiment.notebook_overrides("resnet20", 30, None)  # Table 1's parameters
+    grid = experiment.classifier_configs("paper", **overrides)
+    on_gpu = experiment.make_config("hadamard", profile="paper", device="cuda", **overrides)
+    committed = json.loads(next(COMMITTED.glob("*.json")).read_text())
+    gpu_record = {**committed, "config": records.config_dict(on_gpu), "test_accuracy": 0.8512,
+                  "device": "NVIDIA H100"}
+    if not records.record_path("fixed-classifier-cifar10-paper", on_gpu).exists():
+        records.write_json_atomic(records.record_path("fixed-classifier-cifar10-paper", on_gpu),
+                                  gpu_record)
+    found = experiment.read_or_run(grid, run_missing=False)
+    assert [r["config"]["classifier"] for r in found] == ["learned", "fixed", "hadamard"]
+    accuracy = tables.accuracy_table(found)
+    row = accuracy.loc["ResNet56"]
+    expected = {r["config"]["classifier"]: round(100 * r["test_accuracy"], 2) for r in found}
+    assert {k: row[f"{k} (ours)"] for k in expected} == expected
+    assert "resnet20" in row["our run"] and "30 epochs" in row["our run"]
