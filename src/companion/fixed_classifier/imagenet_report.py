@@ -21,10 +21,10 @@ GENERATED = "imagenet-generated"
 
 
 def generated_folder() -> Path:
-    """The smoke profile's ImageNet-format folder (4 classes, 16 + 8 JPEGs), made once."""
+    """The smoke profile's ImageNet-format folder (4 classes, 8 + 8 JPEGs), made once."""
     root = cache_dir() / GENERATED
     if not (root / "val").is_dir():
-        folders.generate_folder(root.with_name(GENERATED + ".partial"), train_per_class=4,
+        folders.generate_folder(root.with_name(GENERATED + ".partial"), train_per_class=2,
                                 val_per_class=2)
         root.with_name(GENERATED + ".partial").rename(root)
     return root
