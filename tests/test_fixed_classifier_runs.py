@@ -29,6 +29,7 @@ from companion.fixed_classifier.augment import (
     random_crop_flip,
     statistics_for,
 )
+from companion.fixed_classifier.devices import resolve_device
 from companion.fixed_classifier.networks import count_parameters
 from companion.fixed_classifier.training import (
     Trainer,
@@ -400,9 +401,11 @@ def test_notebook_overrides_and_figure_names():
 
 def test_training_device(cifar10_archive):
     config = smoke_config(cifar10_archive, "fixed", epochs=1)
-    assert experiment.training_device(config) == torch.device("cpu")
+    assert experiment.training_device(config) == resolve_device("auto")  # None: auto
     on_cpu = experiment.run(dataclasses.replace(config, device="cpu"))
-    assert on_cpu["steps"] == experiment.run(config)["steps"] and on_cpu["device"] == "cpu"
+    assert on_cpu["device"] == "cpu" and on_cpu["autocast"] is None
+    if resolve_device("auto").type == "cpu":
+        assert on_cpu["steps"] == experiment.run(config)["steps"]
     assert records.config_hash(config) != records.config_hash(
         dataclasses.replace(config, device="cpu"))  # a None field leaves old hashes alone
     with pytest.raises(ValueError, match="not a torch device"):

@@ -1,10 +1,12 @@
 """One CIFAR run of "Fix your classifier": a pure function of a frozen config, giving a record.
 
-Recipe (the authors' CIFAR ResNet code, after He et al. 2016): SGD with momentum 0.9, batch 128,
-weight decay 1e-4, learning rate 0.1 divided by 10 twice, 4-pixel pad + random crop + flip,
-per-channel normalisation. The `paper` profile trains ResNet-56 for 164 epochs and divides at
-epochs 81 and 122 (He et al.'s 32k and 48k of 64k iterations); shorter runs divide at 50% and
-75% of their epochs.
+Recipe (the authors' CIFAR ResNet regime in convNet.pytorch, after He et al. 2016): SGD with
+momentum 0.9, batch 128, weight decay 1e-4, learning rate 0.1 divided by 10 twice, 4-pixel pad +
+random crop + flip, per-channel normalisation. The `paper` profile trains ResNet-56 for 164
+epochs, divides the lr at epochs 81 and 122 (He et al.'s 32k and 48k of 64k iterations) and,
+as the authors' regime does, sets the weight decay to 0 from epoch 122 (`weight_decay_stop`).
+Shorter runs divide at 50% and 75% of their epochs and keep the weight decay throughout (as the
+committed 30-epoch ResNet-20 runs did; `weight_decay_stop=<epoch>` turns it off from there).
 
 Weight decay and the fixed classifier: the authors' optimizer decayed every parameter, alpha and
 the classifier's bias included (their module has no special case, and the paper says alpha "was
@@ -49,6 +51,7 @@ from torch import nn
 from companion import records, validation
 from companion.data import cifar
 from companion.fixed_classifier.augment import statistics_for
+from companion.fixed_classifier.devices import AUTO, autocast_name, describe, resolve_device
 from companion.fixed_classifier.layers import classifier_features, replace_classifier
 from companion.fixed_classifier.networks import NETWORKS, build, count_parameters
 from companion.fixed_classifier.resnet import cifar_resnet
@@ -90,7 +93,10 @@ class CIFARRunConfig:
     log_interval: int = 50  # optimizer steps between two logs of the classifier's scale
     init_scale: float | None = None  # initial learned alpha (None: the layer's default)
     data_source: str | None = None  # archive or directory for `cifar.load` (None: default)
-    device: str | None = None  # torch device to train on, e.g. "cuda" (None: the CPU)
+    # torch device, e.g. "cuda"; None is "auto" (CUDA, then MPS, then the CPU), resolved at run
+    # time and stated in the record's "device", so records made on a CPU keep their hashes
+    device: str | None = None
+    weight_decay_stop: int | None = None  # 0-based epoch from which weight decay is 0 (None: never)
 
     def __post_init__(self) -> None:
         validation.check_cifar_run(self)  # one clear error per bad field (companion.validation)
@@ -113,6 +119,11 @@ def default_milestones(epochs: int) -> tuple[int, ...]:
     return (max(1, epochs // 2), max(1, (3 * epochs) // 4))  # a 1-epoch run starts at 0.1
 
 
+def default_weight_decay_stop(epochs: int) -> int | None:
+    """The authors' regime sets weight decay to 0 from epoch 122 of 164; other lengths: never."""
+    return PAPER_MILESTONES[-1] if epochs == PAPER_EPOCHS else None
+
+
 def make_config(
     classifier: str = "learned",
     scale: float | None = None,
@@ -131,6 +142,9 @@ def make_config(
     validation.check({"epochs": settings["epochs"]}, validation.CIFAR_RUN_RULES)  # milestones
     settings.setdefault("lr_milestones", default_milestones(settings["epochs"]))
     settings["lr_milestones"] = tuple(settings["lr_milestones"])
+    settings.setdefault("weight_decay_stop", default_weight_decay_stop(settings["epochs"]))
+    if settings.get("device") == AUTO:
+        settings["device"] = None  # "auto" and the default are one config, one hash
     config = CIFARRunConfig(classifier=classifier, scale=None if scale is None else float(scale),
                             dataset=dataset, profile=profile, seed=seed, **settings)
     network_depth(config.network)  # validates the name
@@ -140,8 +154,9 @@ def make_config(
 def notebook_overrides(network: str | None = None, epochs: int | None = None,
                        device: str | None = None) -> dict[str, Any]:
     """The notebooks' `network`, `epochs` and `device` parameters as `make_config` overrides
-    (None: keep the profile's, and the CPU). Other epochs move the lr drops to 50% and 75%."""
-    overrides: dict[str, Any] = {"device": device} if device is not None else {}
+    (None: keep the profile's; device None or "auto": the best device here). Other epochs move
+    the lr drops to 50% and 75%."""
+    overrides: dict[str, Any] = {"device": device} if device not in (None, AUTO) else {}
     if network is not None:
         network_depth(network)  # validates the name
         overrides["network"] = network
@@ -201,7 +216,8 @@ def training_settings(config: CIFARRunConfig) -> TrainingSettings:
         epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
         lr_milestones=config.lr_milestones, lr_decay=config.lr_decay, momentum=config.momentum,
         weight_decay=config.weight_decay, decay_scale_and_bias=config.decay_scale_and_bias,
-        log_interval=config.log_interval, seed=config.seed)
+        log_interval=config.log_interval, seed=config.seed,
+        weight_decay_stop=config.weight_decay_stop)
 
 
 def _finite(value: Any) -> tuple[Any, bool]:
@@ -224,25 +240,17 @@ def checkpoint_path(config: CIFARRunConfig) -> Path:
 
 
 def training_device(config: CIFARRunConfig) -> torch.device:
-    """The device of `config` (None: CPU), or a ValueError that says what to do instead."""
-    if config.device is None:
-        return torch.device("cpu")
-    try:
-        device = torch.device(config.device)
-    except RuntimeError as error:
-        raise ValueError(f"device {config.device!r} is not a torch device ({error}); use "
-                         "None for the CPU or e.g. 'cuda' or 'cuda:1'") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {config.device!r} was asked for but torch sees no CUDA GPU "
-                         "here; leave device=None to train on the CPU")
-    return device
+    """The device of `config` (None: "auto"), or a ValueError that says what to do instead."""
+    return resolve_device(config.device)
 
 
-def run(config: CIFARRunConfig) -> dict[str, Any]:
+def run(config: CIFARRunConfig, compile: bool = False) -> dict[str, Any]:
     """Train and evaluate one config; return its record (JSON-ready, no NaN).
 
     A run saves a checkpoint after every epoch (`checkpoint_path`), so a killed sweep started
     again continues each unfinished run from its last complete epoch instead of from scratch.
+    `compile=True` trains through `torch.compile` (same weights, a run-time choice, not part of
+    the config); the record states it.
     """
     started = time.perf_counter()
     device = training_device(config)
@@ -256,7 +264,7 @@ def run(config: CIFARRunConfig) -> dict[str, Any]:
                       (data.train_x[train], data.train_y[train]),
                       (data.test_x[test], data.test_y[test]),
                       statistics_for(config.dataset, data.train_x),
-                      checkpoint=checkpoint_path(config), device=device)
+                      checkpoint=checkpoint_path(config), device=device, compile=compile)
     result = trainer.fit()
     history, bad_history = _finite(result.history)
     steps, bad_steps = _finite(result.steps)
@@ -280,7 +288,9 @@ def run(config: CIFARRunConfig) -> dict[str, Any]:
         "wall_time_s": round(time.perf_counter() - started, 3),  # of the last process only
         "resumed_after_epoch": trainer.resumed_epochs,  # epochs read from a checkpoint
         "torch_threads": torch.get_num_threads(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": describe(device),
+        "autocast": autocast_name(device),  # "bfloat16" on CUDA, None: float32
+        "compiled": compile,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "git_commit": records.git_commit(),
@@ -293,12 +303,12 @@ def group_key(config: CIFARRunConfig) -> CIFARRunConfig:
     return config
 
 
-def run_group(configs: Sequence[CIFARRunConfig], threads: int | None = None
-              ) -> list[dict[str, Any]]:
+def run_group(configs: Sequence[CIFARRunConfig], threads: int | None = None,
+              compile: bool = False) -> list[dict[str, Any]]:
     """Records of `configs`, in order; `threads` overrides the torch threads of the worker."""
     if threads is not None:
         torch.set_num_threads(threads)
-    return [run(config) for config in configs]
+    return [run(config, compile=compile) for config in configs]
 
 
 def experiment_name(grid: Sequence[CIFARRunConfig]) -> str:
@@ -312,7 +322,7 @@ def experiment_name(grid: Sequence[CIFARRunConfig]) -> str:
 
 def run_configs(grid: Sequence[CIFARRunConfig], n_jobs: int = 1,
                 threads_per_run: int | None = None, backend: str = "loky",
-                progress: bool = True) -> list[dict[str, Any]]:
+                progress: bool = True, compile: bool = False) -> list[dict[str, Any]]:
     """Run (or read back) every config; see `records.run_sweep`.
 
     `threads_per_run=None` lets the sweep split the cores between its workers. On a machine
@@ -320,7 +330,7 @@ def run_configs(grid: Sequence[CIFARRunConfig], n_jobs: int = 1,
     than a 1-thread one on the project's busy 2-core machine (OpenMP threads wait for each other
     whenever another process holds a core).
     """
-    run_threads = functools.partial(run_group, threads=threads_per_run)
+    run_threads = functools.partial(run_group, threads=threads_per_run, compile=compile)
     return records.run_sweep(list(grid), run_threads, experiment_name(grid), n_jobs=n_jobs,
                              backend=backend, progress=progress, group_key=group_key)
 
@@ -328,6 +338,30 @@ def run_configs(grid: Sequence[CIFARRunConfig], n_jobs: int = 1,
 def recorded(grid: Sequence[CIFARRunConfig]) -> list[dict[str, Any]]:
     """The records of the configs of `grid` that have run, in grid order; trains nothing."""
     return records.recorded(experiment_name(grid), grid)
+
+
+def _without_device(config: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in config.items() if key != "device"}
+
+
+def read_or_run(grid: Sequence[CIFARRunConfig], run_missing: bool = True, n_jobs: int = 1,
+                threads_per_run: int | None = None) -> list[dict[str, Any]]:
+    """Records of `grid` in order, accepting a run of the same config on any device.
+
+    A config whose record exists only with another `device` (e.g. the run of a GPU machine,
+    `device="cuda"`, in a folder read on a CPU) is read, not trained again; the others are
+    trained when `run_missing`, else left out.
+    """
+    by_config = {}
+    for record in records.load_records(experiment_name(grid)):
+        by_config.setdefault(json.dumps(_without_device(record["config"]), sort_keys=True),
+                             record)
+    keys = [json.dumps(_without_device(records.config_dict(c)), sort_keys=True) for c in grid]
+    missing = [c for c, key in zip(grid, keys) if key not in by_config]
+    if missing and run_missing:
+        for config, record in zip(missing, run_configs(missing, n_jobs, threads_per_run)):
+            by_config.setdefault(keys[grid.index(config)], record)
+    return [by_config[key] for key in keys if key in by_config]
 
 
 def classifier_configs(profile: str, seeds: Sequence[int] = (0,),

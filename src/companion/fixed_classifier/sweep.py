@@ -36,7 +36,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--profile", default="quick", help="smoke, quick or paper")
     parser.add_argument("--network", help="override the profile's network, e.g. resnet20")
     parser.add_argument("--epochs", type=int, help="override the profile's epochs")
-    parser.add_argument("--device", help="torch device, e.g. cuda (default: the CPU)")
+    parser.add_argument("--device", help="torch device, e.g. cuda (default: auto, CUDA, MPS "
+                        "or the CPU)")
+    parser.add_argument("--compile", action="store_true", help="train through torch.compile")
     parser.add_argument("--dataset", default="cifar10", help="cifar10 or cifar100")
     parser.add_argument("--data-source", help="a local archive or split/class/image folder")
     parser.add_argument("--classifiers", nargs="+", default=list(experiment.CLASSIFIERS),
@@ -55,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         experiment.training_device(configs[0])  # no GPU here: say so before any work
     except ValueError as error:
         parser.error(str(error))
-    found = experiment.run_configs(configs, args.n_jobs, args.threads_per_run)
+    found = experiment.run_configs(configs, args.n_jobs, args.threads_per_run,
+                                   compile=args.compile)
     for config, record in zip(configs, found, strict=True):
         summary = {"classifier": config.classifier, "scale": config.scale, "seed": config.seed,
                    "network": config.network, "epochs": config.epochs,
