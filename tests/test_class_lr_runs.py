@@ -29,10 +29,11 @@ def test_class_lr_config_follows_the_paper():
 
 def test_divergence_divides_alpha_mu_by_ten(uci_dir):
     # On car, alpha_mu = 1e7 and 1e6 make the multipliers explode; 1e5 trains.
-    recovered = experiment.run_cutoffs(_configs(alpha_mu=1e7))
+    recovered = experiment.run_cutoffs(_configs(alpha_mu=1e7, statistic="per_sample"))
     for record in recovered:
         assert not record["diverged"] and record["alpha_mu_used"] == pytest.approx(1e5)
-    hopeless = experiment.run_cutoffs(_configs(alpha_mu=1e30))  # three retries, then give up
+    # three retries, then give up
+    hopeless = experiment.run_cutoffs(_configs(alpha_mu=1e30, statistic="per_sample"))
     for record in hopeless:
         assert record["diverged"] and record["test_accuracy"] is None
         assert record["alpha_mu_used"] == pytest.approx(1e27)

@@ -177,7 +177,7 @@ def assemble(config: experiment.UCIRunConfig) -> dict[str, Any] | None:
         found = records.recorded(experiment.EXPERIMENT + "-" + config.profile, [rung])
         if not found:
             return None
-        record = dict(found[0])
+        record = {k: v for k, v in found[0].items() if k != records.DIGEST_FIELD}
         reason = non_convergence(record, rule)
         if reason is None or len(attempts) == retries:
             break
@@ -198,6 +198,8 @@ def assemble_settled(datasets: Sequence[str] = (*EQ6_DATASETS, "yeast"),
         path = records.record_path(sweep.experiment_name([config]), config)
         record = None if path.is_file() else assemble(config)
         if record is not None:
+            if record.get("schema_version", 1) >= 2:  # the copy's content changed: new digest
+                record[records.DIGEST_FIELD] = records.record_digest(record)
             records.write_json_atomic(path, record)
             written += 1
     return written

@@ -1,0 +1,83 @@
+"""The protocol settled by the study: divergence rules, retries, assembled records, stand-ins."""
+
+from dataclasses import replace
+
+import pytest
+
+from companion import records
+from companion.class_lr import convergence, experiment, protocol, registry, sweep, tables
+
+
+def _record(counts, largest, diverged=False):
+    return {"diverged": diverged, "test_prediction_counts": counts,
+            "multiplier_trace": [{"epoch": 1, "half": 1, "max_per_layer": [1.0, largest]}]}
+
+
+def test_blowup_rule_separates_grown_collapses_from_baseline_collapses():
+    assert convergence.non_convergence(_record(None, None, diverged=True), "blowup")
+    assert convergence.non_convergence(_record(None, None, diverged=True), "nonfinite")
+    grown = _record([0, 1000, 0], 5e7)  # one class predicted, multipliers exploded
+    assert "collapsed" in convergence.non_convergence(grown, "blowup")
+    assert convergence.non_convergence(grown, "nonfinite") is None
+    assert convergence.non_convergence(_record([0, 1000, 0], 1.5), "blowup") is None  # net died
+    assert convergence.non_convergence(_record([300, 400, 300], 5e7), "blowup") is None
+    assert convergence.largest_multiplier(_record([1], None)) == float("inf")  # overflowed
+    with pytest.raises(ValueError, match="divergence_rule"):
+        convergence.non_convergence(grown, "sometimes")
+
+
+def test_settled_defaults():
+    lifted = experiment.make_config("car", "selu", "class_lr", "paper", cutoff=10)
+    assert (lifted.statistic, lifted.divergence_rule) == ("class_gradient", "blowup")
+    assert experiment.make_config("car", "relu").init == "he"
+    assert experiment.make_config("car", "tanh").init is None  # LeCun, the old hash
+    assert experiment.make_config("yeast", "selu").layers == 3
+    assert registry.architecture("yeast", printed=True).layers == 32
+    before = experiment.pre_study(experiment.make_config("yeast", "relu", "class_lr",
+                                                         "paper", cutoff=10))
+    assert (before.layers, before.init, before.statistic, before.divergence_rule) == (
+        32, None, "per_sample", None)
+
+
+def test_a_run_that_does_not_converge_is_retried_at_a_tenth_and_marked(uci_dir, monkeypatch):
+    # Reject every run at alpha_mu >= 1e4: the protocol must step down twice and say why.
+    def strict(record, rule):
+        return "too large" if record["alpha_mu_used"] >= 1e4 else None
+
+    monkeypatch.setattr(experiment, "non_convergence", strict)
+    configs = [experiment.make_config("car", "selu", "class_lr", "smoke", cutoff=1)]
+    [record] = experiment.run_cutoffs(configs)
+    assert record["alpha_mu_used"] == pytest.approx(1e3)
+    assert [a["alpha_mu"] for a in record["attempts"]] == pytest.approx([1e5, 1e4])
+    assert record["non_convergence"] is None
+    # With retries off, the same run keeps its first alpha_mu and says it did not converge.
+    [kept] = experiment.run_cutoffs([replace(configs[0], alpha_retries=0)])
+    assert kept["alpha_mu_used"] == 1e5 and kept["non_convergence"] == "too large"
+    assert tables.notes([kept]) == {("car", "selu", "class_lr"): "did not converge"}
+
+
+def test_assembled_record_equals_the_retrying_run(uci_dir):
+    # On car (smoke), the per-sample reading overflows at alpha_mu = 1e7 and 1e6.
+    config = experiment.make_config("car", "selu", "class_lr", "smoke", cutoff=1,
+                                    alpha_mu=1e7, statistic="per_sample",
+                                    divergence_rule="nonfinite")
+    grid = protocol.ladder(config)
+    sweep.run_configs(grid)
+    assembled = protocol.assemble(config)
+    [direct] = experiment.run_cutoffs([config])
+    assert assembled["config"] == records.config_dict(config)
+    for key in ("alpha_mu_used", "attempts", "test_correct", "history", "non_convergence"):
+        assert assembled[key] == direct[key], key
+    assert direct["alpha_mu_used"] < 1e7 and assembled["assembled_from"]
+
+
+def test_missing_settled_run_stands_in_from_the_pre_study_protocol(uci_dir):
+    settled = experiment.make_config("car", "relu", profile="smoke")
+    old = experiment.pre_study(settled)
+    assert old != settled  # He vs LeCun
+    sweep.run_configs([old])
+    [found] = sweep.recorded([settled])
+    assert found["protocol"] == "pre-study" and found["config"]["activation"] == "relu"
+    assert sweep.recorded([settled], pre_study=False) == []
+    table = tables.build([found], table=2, covered=["car"])
+    assert table.loc["Car", ("", "notes")] == "ReLU: pre-study protocol"
