@@ -9,11 +9,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter
+from scipy import stats
 
 Record = dict[str, Any]
 
@@ -96,6 +98,30 @@ def _plain_log_labels(axis: plt.Axes) -> None:
 
     axis.yaxis.set_major_formatter(FuncFormatter(label))
     axis.yaxis.set_minor_formatter(FuncFormatter(label))
+
+
+@dataclass(frozen=True)
+class LogFit:
+    """Least-squares line of a logged value against ln(step)."""
+
+    slope: float  # growth per e-fold of steps
+    stderr: float  # standard error of the slope (steps treated as independent)
+    rvalue: float
+    n: int  # logged steps in the window
+
+
+def log_fit(record: Record, key: str = "alpha", first_epoch: int = 1) -> LogFit:
+    """Straight line of `key` against ln(step) over the steps after `first_epoch` and before
+    the first lr drop (scipy.stats.linregress); NaN fields when fewer than 3 steps are logged.
+    """
+    steps, values = _steps(record, key)
+    per_epoch = record["steps_per_epoch"]
+    first_drop = min(record["config"]["lr_milestones"]) * per_epoch
+    keep = (steps >= first_epoch * per_epoch) & (steps <= first_drop) & np.isfinite(values)
+    if keep.sum() < 3:
+        return LogFit(float("nan"), float("nan"), float("nan"), int(keep.sum()))
+    fit = stats.linregress(np.log(steps[keep]), values[keep])
+    return LogFit(float(fit.slope), float(fit.stderr), float(fit.rvalue), int(keep.sum()))
 
 
 def log_slope(record: Record, key: str = "alpha", first_epoch: int = 1) -> float:
