@@ -65,14 +65,36 @@ def datasets() -> list[str]:
     return list(table1())
 
 
-def architecture(dataset: str) -> Architecture:
-    """Table 1 row of a data set; a clear error lists the 45 names otherwise."""
+def _key(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+@cache
+def _aliases() -> dict[str, str]:
+    """{normalised archive or paper name: archive folder name}."""
+    aliases = {}
+    for dataset, arch in table1().items():
+        aliases[_key(dataset)] = dataset
+        aliases[_key(arch.paper_name)] = dataset
+    return aliases
+
+
+def canonical_name(name: str) -> str:
+    """The archive folder name of a data set named either way: the loader's name
+    ("cardiotocography-10clases") or the paper's ("Cardiotocography_10clases"), any case."""
     try:
-        return table1()[dataset]
-    except KeyError:
+        return _aliases()[_key(name)]
+    except (KeyError, AttributeError):
         raise ValueError(
-            f"{dataset!r} is not one of the paper's 45 data sets: {', '.join(datasets())}"
+            f"{name!r} is not one of the paper's 45 data sets: {', '.join(datasets())} "
+            "(the paper's names, e.g. Cardiotocography_10clases, work too)"
         ) from None
+
+
+def architecture(dataset: str) -> Architecture:
+    """Table 1 row of a data set, named either way (`canonical_name`); a clear error lists the
+    45 names otherwise."""
+    return table1()[canonical_name(dataset)]
 
 
 def paper_value(table: int, dataset: str, activation: str, method: str) -> float | None:

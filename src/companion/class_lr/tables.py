@@ -22,6 +22,7 @@ from companion.class_lr.registry import (
     ACTIVATIONS,
     METHODS,
     architecture,
+    canonical_name,
     datasets,
     paper_value,
 )
@@ -152,16 +153,21 @@ PAPER_COUNTS = pd.DataFrame(
 
 
 def build(
-    records: Iterable[dict[str, Any]], table: int, covered: Iterable[str] | None = None
+    records: Iterable[dict[str, Any]], table: int, covered: Iterable[str] | None = None,
+    shown: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Table `table` (2 or 3) with ours/paper/diff per column and a status per row.
 
-    `covered` are the data sets the profile ran; others are marked as left out.
+    `covered` are the data sets the profile ran; others are marked as left out. `shown`
+    limits the rows to those data sets (either naming; None: all 45, in the paper's order).
     """
     measured = ours(records, table)
     covered = set(datasets() if covered is None else covered)
+    wanted = None if shown is None else {canonical_name(n) for n in shown}
     rows = []
     for name in datasets():
+        if wanted is not None and name not in wanted:
+            continue
         row: dict[str, Any] = {"dataset": architecture(name).paper_name}
         if not uci.is_available(name):
             row["status"] = "no data file in our copy"
@@ -212,7 +218,9 @@ def to_markdown(frame: pd.DataFrame, digits: int = 2) -> str:
         cells = [str(index)]
         for value in values:
             if isinstance(value, float | np.floating):
-                cells.append("" if np.isnan(value) else f"{value:.{digits}f}")
+                cells.append("" if np.isnan(value) else f"{value:,.{digits}f}")
+            elif isinstance(value, int | np.integer):
+                cells.append(f"{value:,}")  # thousands separators (parameter counts)
             else:
                 cells.append("" if value is None else str(value))
         lines.append("| " + " | ".join(cells) + " |")

@@ -36,13 +36,15 @@ def _mark_epochs(axis: plt.Axes, record: Record) -> None:
             axis.axvline(milestone * per_epoch, color="grey", linestyle=":", linewidth=0.8)
 
 
-def alpha_over_time(fixed: Mapping[str, Record], learned: Record | None) -> plt.Figure:
+def alpha_over_time(fixed: Mapping[str, Record], learned: Record | None,
+                    title: str = "") -> plt.Figure:
     """Figure 1: alpha of each fixed-classifier run (left) and the learned W's norms (right).
 
     Args:
         fixed: label -> record of a run whose alpha is learned (fixed or Hadamard classifier).
         learned: record of the learned-classifier run (its `steps` log the norms of W), or None
             when only fixed classifiers were run (the right panel then says so).
+        title: above both panels (network and profile).
     """
     reference = learned if learned is not None else next(iter(fixed.values()), None)
     if reference is None:
@@ -65,12 +67,21 @@ def alpha_over_time(fixed: Mapping[str, Record], learned: Record | None) -> plt.
     _mark_epochs(right, reference)
     right.set(xscale="log", xlabel="training step", ylabel="norm",
               title="norm of a learned classifier")
+    if title:
+        figure.suptitle(title)
     figure.tight_layout()
     return figure
 
 
-def error_curves(runs: Mapping[str, Record], title: str = "") -> plt.Figure:
-    """Figures 2 and 3: training (dashed) and validation (solid) error in %, log-y."""
+def error_curves(runs: Mapping[str, Record], title: str = "",
+                 reference_error: float | None = None,
+                 reference_label: str = "paper, ResNet-56: validation error about 7%"
+                 ) -> plt.Figure:
+    """Figures 2 and 3: training (dashed) and validation (solid) error in %, log-y.
+
+    Dotted vertical lines mark the epochs after which the learning rate was divided;
+    `reference_error` (%) draws the paper's level as a horizontal line.
+    """
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for index, (label, record) in enumerate(runs.items()):
         history = record["history"]
@@ -80,6 +91,15 @@ def error_curves(runs: Mapping[str, Record], title: str = "") -> plt.Figure:
                   color=color, label=f"{label}: training")
         axis.plot(epochs, 100 * np.asarray(history["test_error"]), color=color,
                   label=f"{label}: validation")
+    if runs:
+        config = next(iter(runs.values()))["config"]
+        for number, milestone in enumerate(sorted(set(config["lr_milestones"]))):
+            if 0 < milestone < config["epochs"]:
+                axis.axvline(milestone, color="grey", linestyle=":", linewidth=0.8,
+                             label="lr divided by 10" if number == 0 else None)
+    if reference_error is not None:
+        axis.axhline(reference_error, color="black", linewidth=0.8, linestyle="-.",
+                     label=reference_label)
     axis.set(yscale="log", xlabel="epoch", ylabel="error (%)", title=title)
     _plain_log_labels(axis)
     axis.grid(True, which="both", alpha=0.3)
