@@ -1,5 +1,7 @@
 """What reviewers open: the notebooks rendered at the paper profile, and an HTML site of them.
 
+- `execute`: `make`'s notebook step, every notebook at a profile into `build/notebooks/`.
+
 - `render-paper`: executes every notebook at `profile="paper", only_recorded=True` (from the
   committed records, training nothing) into `build/notebooks/paper/`. A notebook whose
   parameters cell has no `only_recorded` could train at the paper profile, so it is skipped
@@ -9,8 +11,10 @@
   `build/site/` and writes `build/site/index.html` (notebook, paper item, profile, runtime,
   verdict, each read from the executed notebook itself).
 
+    python -m companion.site execute --profile quick --n-jobs 2
     python -m companion.site render-paper
     python -m companion.site html
+    python -m companion.site gallery   # figures/README.md, the paper-profile plots
 """
 
 from __future__ import annotations
@@ -56,6 +60,43 @@ def paper_parameters(notebook: Path, declared: set[str]) -> dict[str, Any] | Non
     return {key: value for key, value in wanted.items() if key in declared}
 
 
+def _kernel_manager() -> type:
+    """A kernel manager that gives the kernel CurveZMQ keys where pyzmq supports them (the
+    ipykernel spec declares it), so the kernel does not warn about plain-text TCP in make's log."""
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport_encryption", "auto" if zmq.has("curve") else "disabled")
+            super().__init__(**kwargs)
+
+    return EncryptedKernelManager
+
+
+def execute(notebook: Path, target: Path, parameters: dict[str, Any]) -> float:
+    """Run `notebook` with papermill into `target` (in the notebook's folder); seconds taken."""
+    import papermill
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    papermill.execute_notebook(str(notebook), str(target), parameters=parameters,
+                               progress_bar=False, cwd=str(notebook.parent),
+                               kernel_manager_class=_kernel_manager())
+    return time.perf_counter() - start
+
+
+def execute_all(profile: str, n_jobs: int, root: Path = REPO_ROOT,
+                output: Path = BUILD / "notebooks") -> None:
+    """`make`'s notebooks step: every notebook at `profile` into `build/notebooks/`."""
+    for notebook in notebooks(root):
+        relative = notebook.relative_to(root)
+        print(f"== {relative} ({profile})", flush=True)
+        seconds = execute(notebook, output / relative.relative_to("notebooks"),
+                          {"profile": profile, "n_jobs": n_jobs})
+        print(f"   done in {seconds:.0f} s", flush=True)
+
+
 def render_paper(root: Path = REPO_ROOT, output: Path = PAPER_BUILD) -> list[tuple[Path, float]]:
     """Execute every notebook at the paper profile from the records; (output, seconds) each."""
     import papermill
@@ -69,12 +110,8 @@ def render_paper(root: Path = REPO_ROOT, output: Path = PAPER_BUILD) -> list[tup
             print(f"== {relative}: no only_recorded parameter, not rendered at the paper profile")
             continue
         target = output / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        papermill.execute_notebook(str(notebook), str(target), parameters=parameters,
-                                   progress_bar=False, cwd=str(notebook.parent))
-        seconds = time.perf_counter() - start
-        print(f"== {relative} (paper, from the records): {seconds:.1f} s")
+        seconds = execute(notebook, target, parameters)
+        print(f"== {relative} (paper, from the records): {seconds:.1f} s", flush=True)
         rendered.append((target, seconds))
     return rendered
 
@@ -160,12 +197,55 @@ profile from the committed records (<code>paper/</code>, no training). The score
 """
 
 
+CAPTIONS = {
+    "table2_ours_vs_paper": ("class-lr Table 2", "our test accuracy against the paper's, per "
+                             "column; the farthest data sets are named"),
+    "table2_change_vs_paper": ("class-lr Table 2", "accuracy change from class-lr, ours against "
+                               "the paper's; filled: McNemar p < 0.05"),
+    "table3_ours_vs_paper": ("class-lr Table 3", "% class-specialised neurons, ours against the "
+                             "paper's"),
+    "walkthrough": ("class-lr method", "the walkthrough's numerical checks and demos"),
+    "fig1_alpha_over_time": ("fixed-classifier Figure 1", "learned alpha and a learned "
+                             "classifier's norm against the step (log)"),
+    "fig2_cifar10_curves": ("fixed-classifier Figure 2", "training and validation error, "
+                            "learned vs fixed classifier"),
+    "fig3_fixed_scale": ("fixed-classifier Figure 3", "fixed alpha 0.1 / 1 / 10 vs learned"),
+}
+
+
+def gallery(figures: Path = REPO_ROOT / "figures") -> str:
+    """`figures/README.md`: every paper-profile plot under `figures/`, with its paper item."""
+    lines = ["# Figures at the paper profile", "",
+             "Written by `make` (`python -m companion.site gallery`) from the plots the notebooks "
+             "drew at the paper profile (`build/notebooks/paper/`, from the committed records). "
+             "Tables: `*_paper.md` and `*_paper.csv`; the verdicts: [scorecard.md](scorecard.md).",
+             ""]
+    for plot in sorted(figures.glob("*.png")):
+        profile_free = plot.stem.startswith("walkthrough") and not plot.stem.endswith(
+            ("_quick", "_smoke"))  # the walkthrough's checks do not depend on the profile
+        if not (plot.stem.endswith("_paper") or profile_free):
+            continue
+        item, caption = next((v for k, v in CAPTIONS.items() if plot.stem.startswith(k)),
+                             ("", ""))
+        lines += [f"## {item}: {plot.stem}" if item else f"## {plot.stem}", "",
+                  caption, "", f"![{plot.stem}]({plot.name})", ""]
+    text = "\n".join(lines)
+    (figures / "README.md").write_text(text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("render-paper", "html"))
+    parser.add_argument("step", choices=("execute", "render-paper", "html", "gallery"))
+    parser.add_argument("--profile", default="quick", help="execute: the profile")
+    parser.add_argument("--n-jobs", type=int, default=2, help="execute: parallel runs")
     args = parser.parse_args(argv)
-    if args.step == "render-paper":
+    if args.step == "execute":
+        execute_all(args.profile, args.n_jobs)
+    elif args.step == "render-paper":
         render_paper()
+    elif args.step == "gallery":
+        gallery()
     else:
         pages = export_html()
         print(f"{len(pages)} notebooks exported; open {SITE / 'index.html'}")
