@@ -221,9 +221,7 @@ def gallery(figures: Path = REPO_ROOT / "figures") -> str:
              "Tables: `*_paper.md` and `*_paper.csv`; the verdicts: [scorecard.md](scorecard.md).",
              ""]
     for plot in sorted(figures.glob("*.png")):
-        profile_free = plot.stem.startswith("walkthrough") and not plot.stem.endswith(
-            ("_quick", "_smoke"))  # the walkthrough's checks do not depend on the profile
-        if not (plot.stem.endswith("_paper") or profile_free):
+        if not plot.stem.endswith("_paper"):  # what git keeps (.gitignore): *_paper.png
             continue
         item, caption = next((v for k, v in CAPTIONS.items() if plot.stem.startswith(k)),
                              ("", ""))
