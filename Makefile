@@ -1,5 +1,8 @@
-# `make` sets up .venv, fetches or verifies the data, and executes every notebook with papermill
-# at the default profile (quick), writing executed notebooks to build/ and outputs to figures/.
+# `make` sets up .venv, fetches or verifies the data, executes every notebook with papermill at
+# the default profile (quick) into build/notebooks/, renders every notebook at the paper profile
+# from the committed records (no training) into build/notebooks/paper/, writes the scorecard
+# (figures/scorecard.md and the README block), the figure gallery and an HTML site
+# (build/site/index.html), and prints where to look.
 # `make test` runs the unit tests, ruff and every notebook at the smoke profile under nbval.
 
 PYTHON ?= python3
@@ -8,6 +11,10 @@ BIN := $(VENV)/bin
 PROFILE ?= quick
 N_JOBS ?= 2
 NOTEBOOKS := $(shell find notebooks -name '*.ipynb' -not -path '*checkpoint*' | sort)
+# JupyterLab refuses to start as root unless told; containers often run as root.
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root)
+# The kernel's debugger warns about frozen modules at every start; nothing uses the debugger.
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 # Without a network, point these at local copies. A `shared/data` directory beside the
 # checkout (as on the project's own machines) is used when they are unset.
@@ -19,9 +26,16 @@ ifneq ($(wildcard $(SHARED_DATA)/cifar10-jpg.tar.gz),)
 export COMPANION_CIFAR10_JPG ?= $(SHARED_DATA)/cifar10-jpg.tar.gz
 endif
 
-.PHONY: all install data notebooks test lint lab bench verify clean
+.PHONY: all install data notebooks paper-notebooks scorecard site test lint lab bench verify clean
 
-all: notebooks
+all: notebooks paper-notebooks scorecard site
+	@echo ""
+	@echo "Where to look:"
+	@echo "  figures/scorecard.md     the verdict on every claim (also at the top of README.md)"
+	@echo "  build/site/index.html    every executed notebook as HTML: paper item, runtime, verdict"
+	@echo "  build/notebooks/paper/   the notebooks at the paper profile, from the committed records"
+	@echo "  build/notebooks/         the notebooks at the $(PROFILE) profile"
+	@echo "  figures/README.md        gallery of the paper-profile plots"
 
 install: $(VENV)/.installed
 
@@ -37,15 +51,18 @@ data: install
 	$(BIN)/python -m companion.data
 
 notebooks: data
-	@mkdir -p build
-	@for notebook in $(NOTEBOOKS); do \
-		echo "== $$notebook ($(PROFILE))"; \
-		mkdir -p build/$$(dirname $$notebook); \
-		start=$$(date +%s); \
-		$(BIN)/papermill --no-progress-bar --log-level ERROR $$notebook build/$$notebook \
-			-p profile $(PROFILE) -p n_jobs $(N_JOBS) || exit 1; \
-		echo "   done in $$(( $$(date +%s) - start )) s"; \
-	done
+	$(BIN)/python -m companion.site execute --profile $(PROFILE) --n-jobs $(N_JOBS)
+
+# From the committed records only: seconds per notebook, nothing trained.
+paper-notebooks: install
+	$(BIN)/python -m companion.site render-paper
+
+scorecard: install
+	$(BIN)/python -m companion.scorecard --readme README.md > /dev/null
+	$(BIN)/python -m companion.site gallery
+
+site: install
+	$(BIN)/python -m companion.site html
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
@@ -59,7 +76,7 @@ test: lint
 	status=$$?; rm -rf $$tmp; exit $$status
 
 lab: install
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks
 
 # Rerun the committed paper-profile records that took under a minute; report identical/differs.
 verify: data

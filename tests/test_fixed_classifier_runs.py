@@ -330,8 +330,9 @@ def test_accuracy_table_and_figures(cifar10_archive):
     assert table.loc["ResNet56", "learned (paper)"] == 93.03
     figure = figures.alpha_over_time({"fixed": runs["fixed"]}, runs["learned"])
     assert len(figure.axes) == 2 and figure.axes[0].get_xscale() == "log"
-    figure = figures.error_curves(runs)
-    assert figure.axes[0].get_yscale() == "log" and len(figure.axes[0].lines) == 6
+    figure = figures.error_curves(runs, reference_error=7.0)
+    # three classifiers x (training, validation), one lr-drop marker (smoke: epoch 1), the 7% level
+    assert figure.axes[0].get_yscale() == "log" and len(figure.axes[0].lines) == 6 + 1 + 1
     assert math.isfinite(figures.log_slope(runs["fixed"], first_epoch=0))
     # a subset of the classifiers: the others are "not run", the figures still draw
     partial = tables.accuracy_table([runs["learned"], runs["fixed"]])

@@ -18,10 +18,21 @@ def figures_dir() -> Path:
     return path
 
 
-def ours_vs_paper(frame: pd.DataFrame, labels: list[str], quantity: str) -> plt.Figure:
+def label_outliers(axis: plt.Axes, x: pd.Series, y: pd.Series, distance: pd.Series,
+                   count: int = 3) -> None:
+    """Write the index label (the data set) beside the `count` points of largest `distance`."""
+    for name in distance.dropna().abs().sort_values(ascending=False).index[:count]:
+        axis.annotate(str(name), (x[name], y[name]), textcoords="offset points", xytext=(4, 4),
+                      fontsize=7, color="C3")
+
+
+def ours_vs_paper(frame: pd.DataFrame, labels: list[str], quantity: str, title: str = "",
+                  outliers: int = 3) -> plt.Figure:
     """One scatter panel per column label (three to a row): ours (y) against the paper's (x).
 
-    `frame` has ("<label>", "ours") and ("<label>", "paper") columns, as built by the tables.
+    `frame` has ("<label>", "ours") and ("<label>", "paper") columns, as built by the tables,
+    and the data set names as index; the `outliers` data sets farthest from the diagonal are
+    labelled. `title` (e.g. network and profile) goes above all panels.
     """
     columns = min(len(labels), 3)
     rows = -(-len(labels) // columns)
@@ -33,10 +44,13 @@ def ours_vs_paper(frame: pd.DataFrame, labels: list[str], quantity: str) -> plt.
         ours = frame[(label, "ours")].astype(float)
         shown = paper.notna() & ours.notna()
         axis.scatter(paper[shown], ours[shown], s=14)
+        label_outliers(axis, paper[shown], ours[shown], (ours - paper)[shown], outliers)
         low = min(paper[shown].min(), ours[shown].min()) if shown.any() else 0
         high = max(paper[shown].max(), ours[shown].max()) if shown.any() else 100
         axis.plot([low, high], [low, high], color="grey", linewidth=0.8, linestyle="--")
         axis.set(title=f"{label} ({shown.sum()} data sets)", xlabel=f"paper {quantity}",
                  ylabel=f"ours {quantity}")
+    if title:
+        figure.suptitle(title)
     figure.tight_layout()
     return figure

@@ -68,6 +68,32 @@ def datasets() -> list[str]:
     return list(table1())
 
 
+def _key(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+@cache
+def _aliases() -> dict[str, str]:
+    """{normalised archive or paper name: archive folder name}."""
+    aliases = {}
+    for dataset, arch in table1().items():
+        aliases[_key(dataset)] = dataset
+        aliases[_key(arch.paper_name)] = dataset
+    return aliases
+
+
+def canonical_name(name: str) -> str:
+    """The archive folder name of a data set named either way: the loader's name
+    ("cardiotocography-10clases") or the paper's ("Cardiotocography_10clases"), any case."""
+    try:
+        return _aliases()[_key(name)]
+    except (KeyError, AttributeError):
+        raise ValueError(
+            f"{name!r} is not one of the paper's 45 data sets: {', '.join(datasets())} "
+            "(the paper's names, e.g. Cardiotocography_10clases, work too)"
+        ) from None
+
+
 # Table 1 rows corrected by the protocol study (notebooks/class_lr/protocol_findings.ipynb):
 # yeast's printed 32 layers give 36-50% test accuracy, Klambauer et al.'s 3 layers give the
 # paper's 60-62%. wine-quality-red's printed dropout (0.05; Klambauer et al.: 0) stays: one seed
@@ -76,15 +102,11 @@ ERRATA = {"yeast": {"layers": 3}}
 
 
 def architecture(dataset: str, printed: bool = False) -> Architecture:
-    """Table 1 row of a data set, with the study's errata unless `printed`; a clear error
-    lists the 45 names otherwise."""
-    try:
-        row = table1()[dataset]
-    except KeyError:
-        raise ValueError(
-            f"{dataset!r} is not one of the paper's 45 data sets: {', '.join(datasets())}"
-        ) from None
-    return row if printed else replace(row, **ERRATA.get(dataset, {}))
+    """Table 1 row of a data set named either way (`canonical_name`), with the study's errata
+    unless `printed`; a clear error lists the 45 names otherwise."""
+    name = canonical_name(dataset)
+    row = table1()[name]
+    return row if printed else replace(row, **ERRATA.get(name, {}))
 
 
 def paper_value(table: int, dataset: str, activation: str, method: str) -> float | None:

@@ -13,14 +13,16 @@ whose workers see the same results directory:
 from __future__ import annotations
 
 import argparse
+import hashlib
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
 
 from companion import records
 from companion.class_lr import experiment
-from companion.class_lr.registry import ACTIVATIONS, datasets
+from companion.class_lr.registry import ACTIVATIONS, canonical_name, datasets
 from companion.data import uci
+from companion.parameters import as_list
 from companion.profiles import resolve_profile
 
 
@@ -55,6 +57,29 @@ def profile_datasets(profile: str) -> list[str]:
     return names
 
 
+def dataset_names(requested: str | Iterable[str] | None, profile: str) -> list[str]:
+    """The data sets a notebook asked for, as archive names: None is every data set the
+    profile covers; one name or a list of names, the loader's or the paper's spelling."""
+    names = as_list(requested)
+    if names is None:
+        return profile_datasets(profile)
+    return list(dict.fromkeys(canonical_name(name) for name in names))
+
+
+def output_suffix(profile: str, requested: str | Iterable[str] | None) -> str:
+    """File-name suffix of a notebook's tables and plots: the profile for its full set of
+    data sets, `<profile>-<names>` for a subset, so a subset never overwrites the profile's
+    (committed) outputs."""
+    profile = resolve_profile(profile)
+    if requested is None:
+        return profile
+    names = dataset_names(requested, profile)
+    if len(names) <= 3:
+        return f"{profile}-" + "-".join(names)
+    digest = hashlib.sha256(",".join(sorted(names)).encode()).hexdigest()[:6]
+    return f"{profile}-{len(names)}-datasets-{digest}"
+
+
 def configs(
     dataset_names: Iterable[str],
     activations: Sequence[str] = ACTIVATIONS,
@@ -69,11 +94,11 @@ def configs(
     """
     profile = resolve_profile(profile)
     grid = []
-    for name in dataset_names:
-        for activation in activations:
-            for method in methods:
+    for name in as_list(dataset_names):
+        for activation in as_list(activations):
+            for method in as_list(methods):
                 cutoffs = experiment.CUTOFFS[profile] if method == "class_lr" else (None,)
-                for seed in seeds:
+                for seed in as_list(seeds):
                     for cutoff in cutoffs:
                         grid.append(experiment.make_config(
                             name, activation, method, profile, seed, cutoff, **overrides))

@@ -23,6 +23,7 @@ from companion.class_lr.registry import (
     ACTIVATIONS,
     METHODS,
     architecture,
+    canonical_name,
     datasets,
     paper_counts,
     paper_value,
@@ -162,12 +163,15 @@ def notes(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], str]:
 
 
 def build(
-    records: Iterable[dict[str, Any]], table: int, covered: Iterable[str] | None = None
+    records: Iterable[dict[str, Any]], table: int, covered: Iterable[str] | None = None,
+    shown: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Table `table` (2 or 3) with ours/paper/diff per column and a status per row.
 
-    `covered` are the data sets the profile ran; others are marked as left out. `notes` lists
-    the cells to read with care (runs that did not converge, pre-study stand-ins).
+    `covered` are the data sets the profile ran; others are marked as left out. `shown`
+    limits the rows to those data sets (either naming; None: all 45, in the paper's order).
+    `notes` lists the cells to read with care (runs that did not converge, pre-study
+    stand-ins).
     """
     records = list(records)
     measured = ours(records, table)
@@ -175,8 +179,11 @@ def build(
     other_code = {r["config"]["dataset"] for r in records
                   if companion_records.code_status(r, r.get("experiment", "")) != "this code"}
     covered = set(datasets() if covered is None else covered)
+    wanted = None if shown is None else {canonical_name(n) for n in shown}
     rows = []
     for name in datasets():
+        if wanted is not None and name not in wanted:
+            continue
         row: dict[str, Any] = {"dataset": architecture(name).paper_name}
         if not uci.is_available(name):
             row["status"] = "no data file in our copy"
@@ -233,7 +240,9 @@ def to_markdown(frame: pd.DataFrame, digits: int = 2) -> str:
         cells = [str(index)]
         for value in values:
             if isinstance(value, float | np.floating):
-                cells.append("" if np.isnan(value) else f"{value:.{digits}f}")
+                cells.append("" if np.isnan(value) else f"{value:,.{digits}f}")
+            elif isinstance(value, int | np.integer):
+                cells.append(f"{value:,}")  # thousands separators (parameter counts)
             else:
                 cells.append("" if value is None else str(value))
         lines.append("| " + " | ".join(cells) + " |")

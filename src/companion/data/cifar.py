@@ -10,9 +10,11 @@ Three layouts are understood, inside a tar archive or a directory:
   the sorted folder names (for CIFAR-10 that is the canonical label order).
 
 Sources of `load("cifar10")`, in order: the archive named by `$COMPANION_CIFAR10_JPG` (verified
-against `cifar_sha256.txt`), the `data/cifar10/` cache, a download of the canonical archive
-(md5-checked by pooch). `load("cifar100")` has no local variable: cache, then download, or pass
-`source=` a local copy.
+against `cifar_sha256.txt`, decoded once into the cache), the `data/cifar10/` cache (the decoded
+JPEG archive, so a notebook started from JupyterLab without the variable finds what `make data`
+prepared, or the canonical archive), a download of the canonical archive (md5-checked by
+pooch). `load("cifar100")` has no local variable: cache, then download, or pass `source=` a
+local copy.
 
 Archives are read member by member in memory, never extracted: writing and later deleting the
 60,000 small files of the JPEG archive took 12 s + 170 s on the project's loaded machine, reading
@@ -454,7 +456,17 @@ def load(name: str = "cifar10", source: Path | str | None = None,
         raise DataError(f"{name}: no default source; pass source=<archive or image folder>")
     if resize_to is not None:
         raise ValueError("resize_to applies to image folders (pass source=...)")
+    if name == "cifar10" and (data := _cached_jpg()) is not None:
+        return data  # decoded earlier from the JPEG archive: no variable needed any more
     return _canonical(name)
+
+
+def _cached_jpg() -> CIFARData | None:
+    """CIFAR-10 as decoded from the manifest's `cifar10-jpg.tar.gz` into the `data/` cache
+    (by `make data` or an earlier load), or None; the cache key pins the archive's sha256."""
+    digest = manifest()["cifar10-jpg.tar.gz"]
+    return _cached(cache_dir() / "cifar10" / f"cifar10-jpg-{digest[:16]}.npz",
+                   f"v{CACHE_VERSION}:{digest}:None")
 
 
 def validation_split(data: CIFARData, size: int, seed: int = 0) -> CIFARData:

@@ -60,6 +60,7 @@ from companion.fixed_classifier.training import (
     TrainingSettings,
     balanced_subset,
 )
+from companion.parameters import as_list
 from companion.profiles import resolve_profile
 
 EXPERIMENT = "fixed-classifier"
@@ -369,11 +370,11 @@ def classifier_configs(profile: str, seeds: Sequence[int] = (0,),
                        **overrides: Any) -> list[CIFARRunConfig]:
     """Learned vs fixed vs Hadamard classifier, alpha learned (Figures 1 and 2, Table 1)."""
     return [make_config(kind, None, profile, seed, **overrides)
-            for kind in classifiers for seed in seeds]
+            for kind in as_list(classifiers) for seed in as_list(seeds)]
 
 
 def scale_configs(profile: str, scales: Sequence[float] = FIGURE3_SCALES,
                   seeds: Sequence[int] = (0,), **overrides: Any) -> list[CIFARRunConfig]:
     """Fixed classifier with alpha fixed at each of `scales`, then learned (Figure 3)."""
     return [make_config("fixed", scale, profile, seed, **overrides)
-            for scale in (*scales, None) for seed in seeds]
+            for scale in (*as_list(scales), None) for seed in as_list(seeds)]

@@ -9,11 +9,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter
+from scipy import stats
 
 Record = dict[str, Any]
 
@@ -34,13 +36,15 @@ def _mark_epochs(axis: plt.Axes, record: Record) -> None:
             axis.axvline(milestone * per_epoch, color="grey", linestyle=":", linewidth=0.8)
 
 
-def alpha_over_time(fixed: Mapping[str, Record], learned: Record | None) -> plt.Figure:
+def alpha_over_time(fixed: Mapping[str, Record], learned: Record | None,
+                    title: str = "") -> plt.Figure:
     """Figure 1: alpha of each fixed-classifier run (left) and the learned W's norms (right).
 
     Args:
         fixed: label -> record of a run whose alpha is learned (fixed or Hadamard classifier).
         learned: record of the learned-classifier run (its `steps` log the norms of W), or None
             when only fixed classifiers were run (the right panel then says so).
+        title: above both panels (network and profile).
     """
     reference = learned if learned is not None else next(iter(fixed.values()), None)
     if reference is None:
@@ -63,12 +67,21 @@ def alpha_over_time(fixed: Mapping[str, Record], learned: Record | None) -> plt.
     _mark_epochs(right, reference)
     right.set(xscale="log", xlabel="training step", ylabel="norm",
               title="norm of a learned classifier")
+    if title:
+        figure.suptitle(title)
     figure.tight_layout()
     return figure
 
 
-def error_curves(runs: Mapping[str, Record], title: str = "") -> plt.Figure:
-    """Figures 2 and 3: training (dashed) and validation (solid) error in %, log-y."""
+def error_curves(runs: Mapping[str, Record], title: str = "",
+                 reference_error: float | None = None,
+                 reference_label: str = "paper, ResNet-56: validation error about 7%"
+                 ) -> plt.Figure:
+    """Figures 2 and 3: training (dashed) and validation (solid) error in %, log-y.
+
+    Dotted vertical lines mark the epochs after which the learning rate was divided;
+    `reference_error` (%) draws the paper's level as a horizontal line.
+    """
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for index, (label, record) in enumerate(runs.items()):
         history = record["history"]
@@ -78,6 +91,15 @@ def error_curves(runs: Mapping[str, Record], title: str = "") -> plt.Figure:
                   color=color, label=f"{label}: training")
         axis.plot(epochs, 100 * np.asarray(history["test_error"]), color=color,
                   label=f"{label}: validation")
+    if runs:
+        config = next(iter(runs.values()))["config"]
+        for number, milestone in enumerate(sorted(set(config["lr_milestones"]))):
+            if 0 < milestone < config["epochs"]:
+                axis.axvline(milestone, color="grey", linestyle=":", linewidth=0.8,
+                             label="lr divided by 10" if number == 0 else None)
+    if reference_error is not None:
+        axis.axhline(reference_error, color="black", linewidth=0.8, linestyle="-.",
+                     label=reference_label)
     axis.set(yscale="log", xlabel="epoch", ylabel="error (%)", title=title)
     _plain_log_labels(axis)
     axis.grid(True, which="both", alpha=0.3)
@@ -96,6 +118,30 @@ def _plain_log_labels(axis: plt.Axes) -> None:
 
     axis.yaxis.set_major_formatter(FuncFormatter(label))
     axis.yaxis.set_minor_formatter(FuncFormatter(label))
+
+
+@dataclass(frozen=True)
+class LogFit:
+    """Least-squares line of a logged value against ln(step)."""
+
+    slope: float  # growth per e-fold of steps
+    stderr: float  # standard error of the slope (steps treated as independent)
+    rvalue: float
+    n: int  # logged steps in the window
+
+
+def log_fit(record: Record, key: str = "alpha", first_epoch: int = 1) -> LogFit:
+    """Straight line of `key` against ln(step) over the steps after `first_epoch` and before
+    the first lr drop (scipy.stats.linregress); NaN fields when fewer than 3 steps are logged.
+    """
+    steps, values = _steps(record, key)
+    per_epoch = record["steps_per_epoch"]
+    first_drop = min(record["config"]["lr_milestones"]) * per_epoch
+    keep = (steps >= first_epoch * per_epoch) & (steps <= first_drop) & np.isfinite(values)
+    if keep.sum() < 3:
+        return LogFit(float("nan"), float("nan"), float("nan"), int(keep.sum()))
+    fit = stats.linregress(np.log(steps[keep]), values[keep])
+    return LogFit(float(fit.slope), float(fit.stderr), float(fit.rvalue), int(keep.sum()))
 
 
 def log_slope(record: Record, key: str = "alpha", first_epoch: int = 1) -> float:

@@ -151,7 +151,11 @@ def accuracy_table(found: Sequence[dict[str, Any]], rows: Sequence[PaperRow] = P
         entry["code"] = missing if described is None else records.code_status(
             described, described.get("experiment", EXPERIMENT))
         table.append(entry)
-    return pd.DataFrame(table).set_index("network")
+    frame = pd.DataFrame(table).set_index("network")
+    # The row is the paper's network; which network we ran comes first, so a ResNet-20 run
+    # is never read as ResNet-56 numbers.
+    frame.index.name = "paper's network"
+    return frame[["our run", *(c for c in frame.columns if c != "our run")]]
 
 
 def recorded_runs(profile: str, datasets: Sequence[str] = ("cifar10", "cifar100", "imagenet")

@@ -1,0 +1,106 @@
+"""The scorecard: verdict rules, swappable estimates, and the README block it generates."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from companion import scorecard
+from companion.scorecard import Estimate
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+VERDICTS = {scorecard.REPRODUCED, scorecard.NOT_REPRODUCED, scorecard.INCONCLUSIVE,
+            scorecard.NOT_RUN}
+
+
+def _estimate(low: float, high: float, **details: float) -> Estimate:
+    return Estimate((low + high) / 2, low, high, "", "test", "test", details)
+
+
+@pytest.fixture(scope="module")
+def committed() -> object:
+    """The scorecard of the committed records (built once: it counts five networks)."""
+    return scorecard.scorecard(RESULTS)
+
+
+def test_positive_rule():
+    assert scorecard.positive_verdict(_estimate(0.1, 0.9)) == scorecard.REPRODUCED
+    assert scorecard.positive_verdict(_estimate(-0.9, -0.1)) == scorecard.NOT_REPRODUCED
+    assert scorecard.positive_verdict(_estimate(-0.1, 0.9)) == scorecard.INCONCLUSIVE
+
+
+def test_equivalence_rule():
+    rule = scorecard.within_verdict(1.0)
+    assert rule(_estimate(-0.9, 0.9)) == scorecard.REPRODUCED
+    assert rule(_estimate(-1.5, 0.5)) == scorecard.INCONCLUSIVE
+    assert rule(_estimate(1.2, 2.0)) == scorecard.NOT_REPRODUCED
+
+
+def test_log_growth_rule_needs_both_slope_and_straight_line():
+    rule = scorecard.log_growth_verdict
+    assert rule(_estimate(0.5, 1.0, r_squared=0.95)) == scorecard.REPRODUCED
+    assert rule(_estimate(0.5, 1.0, r_squared=0.5)) == scorecard.INCONCLUSIVE
+    assert rule(_estimate(-1.0, -0.5, r_squared=0.95)) == scorecard.NOT_REPRODUCED
+
+
+def test_every_claim_has_a_row_and_a_verdict(committed):
+    assert list(committed["key"]) == [claim.key for claim in scorecard.CLAIMS]
+    assert set(committed["verdict"]) <= VERDICTS
+    ran = committed[committed["verdict"] != scorecard.NOT_RUN]
+    assert (ran["ours (95% interval)"] != "").all() and (ran["profile"] != "").all()
+
+
+def test_cifar_row_is_the_committed_run_with_its_binomial_error():
+    runs = {}
+    for path in (RESULTS / "fixed-classifier-cifar10-paper").glob("*.json"):
+        record = json.loads(path.read_text())
+        runs[record["config"]["classifier"]] = record
+    learned, fixed = runs["learned"]["test_accuracy"], runs["fixed"]["test_accuracy"]
+    found = scorecard.fixed_classifier_records(RESULTS)
+    estimate = scorecard.fixed_minus_learned_accuracy(found)
+    se = 100 * math.sqrt(learned * (1 - learned) / 10_000 + fixed * (1 - fixed) / 10_000)
+    assert estimate.value == pytest.approx(100 * (fixed - learned))
+    assert estimate.high - estimate.low == pytest.approx(2 * 1.96 * se)
+    assert "resnet20" in estimate.profile and "30 epochs" in estimate.profile
+
+
+def test_class_lr_rows_use_every_paired_data_set(committed):
+    from companion.class_lr import tables
+
+    tests = tables.mcnemar_tests(scorecard.class_lr_records(RESULTS))
+    selu = tests[tests["activation"] == "selu"]["change"]
+    estimate = scorecard.class_lr_accuracy_change("selu")(scorecard.class_lr_records(RESULTS))
+    assert estimate.value == pytest.approx(selu.mean())
+    assert estimate.low < selu.mean() < estimate.high
+    assert f"{len(selu)} data sets" in estimate.profile
+
+
+def test_an_estimate_can_be_swapped(tmp_path):
+    def fixed_answer(found):
+        return _estimate(0.5, 1.5)
+
+    table = scorecard.scorecard(tmp_path, estimators={"class_lr_selu": fixed_answer,
+                                                      "parameter_savings": lambda found: None})
+    verdicts = dict(zip(table["key"], table["verdict"]))
+    assert verdicts["class_lr_selu"] == scorecard.REPRODUCED
+    # no records under tmp_path: every other claim is not run here
+    assert {v for k, v in verdicts.items() if k != "class_lr_selu"} == {scorecard.NOT_RUN}
+
+
+def test_readme_shows_the_scorecard_of_the_committed_records(committed):
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(scorecard.README_BEGIN, 1)[1].split(scorecard.README_END, 1)[0]
+    assert block.strip() == scorecard.to_markdown(committed).strip(), (
+        "README's scorecard is stale: run `python -m companion.scorecard --readme README.md`")
+
+
+def test_readme_block_replacement_keeps_the_rest():
+    text = f"top\n{scorecard.README_BEGIN}\nold\n{scorecard.README_END}\nbottom\n"
+    new = scorecard.replace_readme_block(text, "new\n")
+    assert new == f"top\n{scorecard.README_BEGIN}\nnew\n{scorecard.README_END}\nbottom\n"
+    with pytest.raises(ValueError, match="markers"):
+        scorecard.replace_readme_block("no markers", "x")

@@ -1,0 +1,96 @@
+"""Parameters that used to be traps: each natural spelling does what a reader expects."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from companion import budget, records
+from companion.class_lr import registry, sweep, tables
+from companion.data import cifar
+from companion.fixed_classifier import experiment
+from companion.parameters import as_list
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_single_string_is_a_one_element_list():
+    assert as_list("car") == ["car"]
+    assert as_list(["car", "titanic"]) == ["car", "titanic"]
+    assert as_list(("a",)) == ["a"]
+    assert as_list(1.0) == [1.0]
+    assert as_list(None) is None
+
+
+def test_class_lr_grid_takes_strings_where_lists_are_expected():
+    one = sweep.configs("car", "tanh", "baseline", 0, "smoke")
+    assert one == sweep.configs(["car"], ["tanh"], ["baseline"], [0], "smoke")
+    assert len(one) == 1
+
+
+def test_fixed_classifier_grids_take_a_single_classifier_or_scale():
+    assert [c.classifier for c in experiment.classifier_configs("smoke", classifiers="fixed")] \
+        == ["fixed"]
+    assert [c.scale for c in experiment.scale_configs("smoke", 1.0)] == [1.0, None]
+
+
+def test_paper_and_loader_names_are_both_accepted():
+    assert registry.canonical_name("Cardiotocography_10clases") == "cardiotocography-10clases"
+    assert registry.canonical_name("cardiotocography-10clases") == "cardiotocography-10clases"
+    assert sweep.configs("Cardiotocography_10clases", "selu", profile="smoke") \
+        == sweep.configs("cardiotocography-10clases", "selu", profile="smoke")
+    assert sweep.dataset_names(["Car", "car"], "smoke") == ["car"]  # one run, not two
+    with pytest.raises(ValueError, match="paper's names"):
+        registry.canonical_name("no-such-set")
+
+
+def test_a_subset_has_its_own_file_names_and_rows():
+    assert sweep.output_suffix("paper", None) == "paper"
+    assert sweep.output_suffix("paper", "Car") == "paper-car"
+    many = sweep.output_suffix("paper", ["car", "titanic", "letter", "abalone"])
+    assert many.startswith("paper-4-datasets-") and many != "paper"
+    table = tables.build([], table=2, shown=["car", "Titanic"])
+    assert list(table.index) == ["Car", "Titanic"]  # one naming: the paper's
+    assert len(tables.build([], table=2)) == 45
+
+
+def test_before_training_the_notebooks_say_how_many_runs_and_cpu_hours(uci_dir):
+    grid = sweep.configs(["car", "titanic"], "tanh", profile="smoke")
+    name = sweep.experiment_name(grid)
+    assert budget.announce(name, grid).startswith("2 of 2 runs not recorded yet")
+    assert "CPU-hours" in budget.announce(name, grid)
+    records.write_json_atomic(records.record_path(name, grid[0]), {"config": {}})
+    assert budget.announce(name, grid).startswith("1 of 2 runs")
+
+
+def test_cifar_estimate_scales_the_measured_resnet20_rate():
+    paper = experiment.classifier_configs("paper", classifiers="learned")
+    expected = budget.RESNET20_SECONDS_PER_EPOCH * 9 / 3 * 164 / 3600  # ResNet-56: n = 9
+    assert budget.cifar_cpu_hours(paper) == pytest.approx(expected)
+    assert "3 of 3 runs" in budget.announce(experiment.experiment_name(
+        experiment.classifier_configs("paper")), experiment.classifier_configs("paper"))
+
+
+def test_cifar10_loads_from_the_data_cache_without_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPANION_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("COMPANION_CIFAR10_JPG", raising=False)
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    labels = np.arange(4, dtype=np.int64) % 10
+    stored = cifar.CIFARData(images, labels, images[:2], labels[:2],
+                             tuple(f"c{i}" for i in range(10)), "cifar10-jpg.tar.gz")
+    digest = cifar.manifest()["cifar10-jpg.tar.gz"]
+    cifar._store(tmp_path / "cifar10" / f"cifar10-jpg-{digest[:16]}.npz", stored,
+                 f"v{cifar.CACHE_VERSION}:{digest}:None")
+    loaded = cifar.load("cifar10")  # no variable, no download: the cache
+    assert loaded.train_x.shape == (4, 32, 32, 3) and loaded.classes == stored.classes
+
+
+def test_make_lab_allows_root_only_for_root():
+    shown = subprocess.run(["make", "-n", "lab"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout
+    line = next(line for line in shown.splitlines() if "jupyter lab" in line)
+    assert ("--allow-root" in line) == (os.geteuid() == 0)
