@@ -15,7 +15,7 @@ import pytest
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
 from companion import records
-from companion.class_lr import context, registry, tables, verdict
+from companion.class_lr import context, experiment, registry, tables, verdict
 from companion.class_lr.sweep import configs
 from companion.data import uci
 
@@ -33,9 +33,11 @@ def _record(dataset, activation, method, seed, correct, val=0.5, cutoff=None):
 
 
 def _store(recs, name="class-lr-uci-paper"):
-    """Write the records as JSON files and read them back with `records.load_records`."""
-    for index, rec in enumerate(recs):
-        records.write_json_atomic(records.results_dir() / name / f"{index:04d}.json", rec)
+    """Write the records as JSON files named by their configs' hashes (as a sweep does) and
+    read them back with `records.load_records`."""
+    for rec in recs:
+        config = experiment.UCIRunConfig(**rec["config"])
+        records.write_json_atomic(records.record_path(name, config), rec)
     return records.load_records(name)
 
 

@@ -30,11 +30,15 @@ PROVENANCE = frozenset({"wall_time_s", "git_commit", "torch_version", "python_ve
 
 
 def differences(old: Any, new: Any, where: str = "") -> Iterator[str]:
-    """Lines `field: how it differs`, for every result field that is not bit-for-bit equal."""
+    """Lines `field: how it differs`, for every result field that is not bit-for-bit equal.
+
+    Fields only the new record has are not differences: newer code records more (diagnostics
+    such as `multiplier_trace`), and a committed record cannot be checked on what it lacks.
+    """
     name = where or "(record)"
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
-            if key in PROVENANCE:
+            if key in PROVENANCE or key not in old:
                 continue
             path = f"{where}.{key}" if where else key
             if key not in new or key not in old:
