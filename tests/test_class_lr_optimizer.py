@@ -124,3 +124,16 @@ def test_auto_backend_falls_back_to_torch_without_a_compiler(monkeypatch):
     with pytest.raises(RuntimeError, match="c\\+\\+ not found"):
         ClassLR(list(model.parameters()), managed_layers(model.hidden_layers), 4, lr=0.05,
                 alpha_mu=1.0, backend="fused")
+
+
+@pytest.mark.timeout(300)
+def test_fused_kernel_survives_a_build_lock_left_by_a_killed_process():
+    from pathlib import Path
+
+    from companion.class_lr.optimizer import fused_kernel
+
+    fused_kernel.cache_clear()
+    kernel = fused_kernel()
+    (Path(kernel.__file__).parent / "lock").touch()  # what a build killed mid-way leaves
+    fused_kernel.cache_clear()
+    assert hasattr(fused_kernel(), "fused_class_lr_update")  # torch alone would wait forever

@@ -53,16 +53,30 @@ _FUSED_SOURCE = Path(__file__).with_name("fused_update.cpp")
 
 @cache
 def fused_kernel() -> Any:
-    """The compiled fused update (`fused_update.cpp`), built once per machine and cached by
-    torch in ~/.cache/torch_extensions (about a minute the first time; needs a C++ compiler)."""
+    """The compiled fused update (`fused_update.cpp`), built once per machine and cached under
+    $TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions/companion (about a minute the first
+    time; needs a C++ compiler)."""
     import hashlib
+    import os
 
+    import torch
+    from filelock import FileLock
     from torch.utils.cpp_extension import load
 
-    # The name carries the source's hash: an edited kernel never reuses another's build.
-    digest = hashlib.sha256(_FUSED_SOURCE.read_bytes()).hexdigest()[:12]
-    return load(name=f"companion_class_lr_fused_{digest}", sources=[str(_FUSED_SOURCE)],
-                extra_cflags=["-O3", "-march=native"], verbose=False)
+    # The name carries the source's and torch's hash: an edited kernel, or another torch,
+    # never reuses another's build.
+    digest = hashlib.sha256(_FUSED_SOURCE.read_bytes() + torch.__version__.encode())
+    name = f"companion_class_lr_fused_{digest.hexdigest()[:12]}"
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache" / "torch_extensions"))
+    build_directory = root / "companion" / name
+    build_directory.mkdir(parents=True, exist_ok=True)
+    # torch guards a build with a plain lock file that a killed process leaves behind, after
+    # which every later build waits on it forever. An OS lock is released when its holder
+    # dies; while we hold it, no live process is building here, so torch's file is stale.
+    with FileLock(str(build_directory) + ".lock"):
+        (build_directory / "lock").unlink(missing_ok=True)
+        return load(name=name, sources=[str(_FUSED_SOURCE)], build_directory=str(build_directory),
+                    extra_cflags=["-O3", "-march=native"], verbose=False)
 
 
 def managed_layers(hidden_layers: Sequence[nn.Module]) -> list[CapturingLinear]:
