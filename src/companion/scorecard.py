@@ -84,10 +84,11 @@ def _paper_profile_configs(names: list[str]) -> list[Any]:
 
 def class_lr_records(results: Path) -> list[dict[str, Any]]:
     """Committed paper-profile class-lr records of the default protocol, seed 0."""
+    from companion.class_lr.registry import datasets
+
     folder = results / CLASS_LR_EXPERIMENT
-    found = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    names = sorted({r["config"]["dataset"] for r in found})
-    paths = [folder / f"{records.config_hash(c)}.json" for c in _paper_profile_configs(names)]
+    paths = [folder / f"{records.config_hash(c)}.json"
+             for c in _paper_profile_configs(datasets())]
     return [json.loads(p.read_text()) for p in paths if p.is_file()]
 
 
@@ -403,9 +404,11 @@ def scorecard(results: Path | None = None,
     """
     results = Path(results) if results is not None else records.results_dir()
     estimators = dict(estimators or {})
-    rows = []
+    rows, sources = [], {}
     for claim in CLAIMS:
-        estimate = estimators.get(claim.key, claim.estimate)(claim.source(results))
+        if claim.source not in sources:  # several claims read one experiment's records
+            sources[claim.source] = claim.source(results)
+        estimate = estimators.get(claim.key, claim.estimate)(sources[claim.source])
         rows.append({
             "claim": claim.claim, "paper item": claim.paper_item,
             "paper": claim.paper_number,

@@ -58,14 +58,17 @@ def fused_kernel() -> Any:
     time; needs a C++ compiler)."""
     import hashlib
     import os
+    import sys
 
     import torch
     from filelock import FileLock
     from torch.utils.cpp_extension import load
 
-    # The name carries the source's and torch's hash: an edited kernel, or another torch,
-    # never reuses another's build.
-    digest = hashlib.sha256(_FUSED_SOURCE.read_bytes() + torch.__version__.encode())
+    # The name hashes the source, torch's version and the environment: an edited kernel or
+    # another torch never reuses a build, and two environments (whose torch headers live at
+    # different paths, which makes ninja rebuild) do not take turns rebuilding one directory.
+    digest = hashlib.sha256(_FUSED_SOURCE.read_bytes() + torch.__version__.encode()
+                            + sys.prefix.encode())
     name = f"companion_class_lr_fused_{digest.hexdigest()[:12]}"
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache" / "torch_extensions"))
     build_directory = root / "companion" / name
@@ -75,7 +78,12 @@ def fused_kernel() -> Any:
     # dies; while we hold it, no live process is building here, so torch's file is stale.
     with FileLock(str(build_directory) + ".lock"):
         (build_directory / "lock").unlink(missing_ok=True)
-        return load(name=name, sources=[str(_FUSED_SOURCE)], build_directory=str(build_directory),
+        # Built from a copy inside the build directory: ninja rebuilds when a source's path
+        # changes, and every clone of the project would otherwise recompile (about a minute).
+        source = build_directory / _FUSED_SOURCE.name
+        if not source.exists() or source.read_bytes() != _FUSED_SOURCE.read_bytes():
+            source.write_bytes(_FUSED_SOURCE.read_bytes())
+        return load(name=name, sources=[str(source)], build_directory=str(build_directory),
                     extra_cflags=["-O3", "-march=native"], verbose=False)
 
 
