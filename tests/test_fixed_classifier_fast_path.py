@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from companion import records
-from companion.fixed_classifier import experiment, tables
+from companion.fixed_classifier import experiment, sweep, tables
 from companion.fixed_classifier.devices import autocast_name, resolve_device
 from companion.fixed_classifier.resnet import cifar_resnet
 from companion.fixed_classifier.training import Trainer, TrainingSettings, weight_decay_at
@@ -23,7 +23,7 @@ def test_committed_records_keep_their_hashes():
     names = {path.stem for path in COMMITTED.glob("*.json")}
     for kind in ("learned", "fixed"):
         for device in (None, "auto"):
-            overrides = experiment.notebook_overrides("resnet20", 30, device)
+            overrides = sweep.config_overrides("resnet20", 30, device)
             config = experiment.make_config(kind, profile="paper", **overrides)
             assert config.device is None and config.weight_decay_stop is None
             assert records.config_hash(config) in names, (kind, device)
@@ -40,7 +40,7 @@ def test_device_auto_is_the_default_and_an_explicit_device_wins():
     assert resolve_device("cpu") == torch.device("cpu")
     assert experiment.make_config(device="auto") == experiment.make_config()
     assert experiment.make_config().device is None
-    assert experiment.notebook_overrides(device="auto") == {}
+    assert sweep.config_overrides(device="auto") == {}
     assert experiment.make_config(device="cpu").device == "cpu"  # explicit: in the config
     with pytest.raises(ValueError, match="not a torch device"):
         resolve_device("gpu7")
@@ -112,8 +112,8 @@ def test_table1_finds_a_hadamard_record_made_on_a_gpu(tmp_path):
     folder.mkdir(parents=True)
     for path in COMMITTED.glob("*.json"):
         (folder / path.name).write_text(path.read_text())
-    overrides = experiment.notebook_overrides("resnet20", 30, None)  # Table 1's parameters
-    grid = experiment.classifier_configs("paper", **overrides)
+    overrides = sweep.config_overrides("resnet20", 30, None)  # Table 1's parameters
+    grid = sweep.classifier_configs("paper", **overrides)
     on_gpu = experiment.make_config("hadamard", profile="paper", device="cuda", **overrides)
     committed = json.loads(next(COMMITTED.glob("*.json")).read_text())
     gpu_record = {**committed, "config": records.config_dict(on_gpu), "test_accuracy": 0.8512,
@@ -121,7 +121,7 @@ def test_table1_finds_a_hadamard_record_made_on_a_gpu(tmp_path):
     if not records.record_path("fixed-classifier-cifar10-paper", on_gpu).exists():
         records.write_json_atomic(records.record_path("fixed-classifier-cifar10-paper", on_gpu),
                                   gpu_record)
-    found = experiment.read_or_run(grid, run_missing=False)
+    found = sweep.read_or_run(grid, run_missing=False)
     assert [r["config"]["classifier"] for r in found] == ["learned", "fixed", "hadamard"]
     accuracy = tables.accuracy_table(found)
     row = accuracy.loc["ResNet56"]

@@ -170,9 +170,9 @@ def test_profiles_and_config_checks():
         experiment.make_config("random")
     with pytest.raises(ValueError, match="resnet<6n\\+2>"):
         experiment.make_config(network="resnet9")
-    grid = experiment.scale_configs("smoke")
+    grid = sweep.scale_configs("smoke")
     assert [c.scale for c in grid] == [0.1, 1.0, 10.0, None]
-    assert grid[-1] == experiment.classifier_configs("smoke")[1]  # shared with Figures 1-2
+    assert grid[-1] == sweep.classifier_configs("smoke")[1]  # shared with Figures 1-2
 
 
 def test_resnet8_parameter_counts():
@@ -281,22 +281,22 @@ def test_unusable_checkpoints_are_refused(cifar10_archive):
 
 def test_sweep_writes_records_and_resumes(cifar10_archive, monkeypatch):
     grid = [smoke_config(cifar10_archive, kind, epochs=1) for kind in ("learned", "fixed")]
-    found = experiment.run_configs(grid, n_jobs=1, threads_per_run=1, progress=False)
+    found = sweep.run_configs(grid, n_jobs=1, threads_per_run=1, progress=False)
     folder = records.results_dir() / "fixed-classifier-cifar10-smoke"
     assert sorted(p.name for p in folder.glob("*.json")) == sorted(
         f"{records.config_hash(c)}.json" for c in grid)
     assert [r["config"]["classifier"] for r in found] == ["learned", "fixed"]
-    assert experiment.recorded(grid[::-1]) == found[::-1]
-    assert experiment.recorded([smoke_config(cifar10_archive, "hadamard", epochs=1)]) == []
+    assert sweep.recorded(grid[::-1]) == found[::-1]
+    assert sweep.recorded([smoke_config(cifar10_archive, "hadamard", epochs=1)]) == []
 
     def fail(config):
         raise AssertionError("ran again")
 
     monkeypatch.setattr(experiment, "run", fail)
-    again = experiment.run_configs(grid, n_jobs=1, progress=False)
+    again = sweep.run_configs(grid, n_jobs=1, progress=False)
     assert again == found
     with pytest.raises(ValueError, match="one data set and profile"):
-        experiment.experiment_name([grid[0], experiment.make_config(profile="quick")])
+        sweep.experiment_name([grid[0], experiment.make_config(profile="quick")])
 
 
 def test_cifar100_and_image_folder_runs(tmp_path):
@@ -322,7 +322,7 @@ def test_cifar100_and_image_folder_runs(tmp_path):
 
 def test_accuracy_table_and_figures(cifar10_archive):
     grid = [smoke_config(cifar10_archive, kind) for kind in experiment.CLASSIFIERS]
-    runs = dict(zip(experiment.CLASSIFIERS, experiment.run_configs(grid, progress=False)))
+    runs = dict(zip(experiment.CLASSIFIERS, sweep.run_configs(grid, progress=False)))
     table = tables.accuracy_table(list(runs.values()))
     assert table.loc["ResNet56", "learned (ours)"] == round(
         100 * runs["learned"]["test_accuracy"], 2)
@@ -369,7 +369,7 @@ def test_recorded_runs_reads_every_data_set(cifar10_archive):
     for config in (smoke_config(cifar10_archive, "fixed", epochs=1),
                    smoke_config(str(cifar100), "fixed", dataset="cifar100", epochs=1,
                                 batch_size=50)):
-        experiment.run_configs([config], progress=False)  # one sweep per data set
+        sweep.run_configs([config], progress=False)  # one sweep per data set
     found = tables.recorded_runs("smoke")
     assert {r["config"]["dataset"] for r in found} == {"cifar10", "cifar100"}
     assert tables.recorded_runs("paper", ["cifar100"]) == []
@@ -383,21 +383,21 @@ def test_parameter_table_counts_one_network():
     assert row["fixed, learned - N*C (ours)"] == row["fixed, learned - N*C (paper)"] == 855_130
 
 
-def test_notebook_overrides_and_figure_names():
-    assert experiment.notebook_overrides() == {}
-    overrides = experiment.notebook_overrides("resnet20", 30)
+def test_config_overrides_and_output_suffix():
+    assert sweep.config_overrides() == {}
+    overrides = sweep.config_overrides("resnet20", 30)
     assert overrides == {"network": "resnet20", "epochs": 30}
     config = experiment.make_config("fixed", profile="paper", **overrides)
     assert (config.network, config.epochs, config.lr_milestones) == ("resnet20", 30, (15, 22))
     assert config.max_train_samples is None  # the paper profile's full training set
-    assert experiment.figure_suffix("paper", overrides) == "resnet20-30ep_paper"
-    assert experiment.figure_suffix("quick", {"epochs": 5}) == "5ep_quick"
-    assert experiment.figure_suffix("smoke", {}) == "smoke"
+    assert sweep.output_suffix("paper", overrides) == "resnet20-30ep_paper"
+    assert sweep.output_suffix("quick", {"epochs": 5}) == "5ep_quick"
+    assert sweep.output_suffix("smoke", {}) == "smoke"
     with pytest.raises(ValueError, match="unknown network"):
-        experiment.notebook_overrides("resnet21")
+        sweep.config_overrides("resnet21")
     with pytest.raises(ValueError, match="positive integer"):
-        experiment.notebook_overrides(epochs=0)
-    assert experiment.notebook_overrides(device="cuda") == {"device": "cuda"}
+        sweep.config_overrides(epochs=0)
+    assert sweep.config_overrides(device="cuda") == {"device": "cuda"}
 
 
 def test_training_device(cifar10_archive):

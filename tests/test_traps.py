@@ -12,7 +12,7 @@ import pytest
 from companion import budget, records
 from companion.class_lr import registry, sweep, tables
 from companion.data import cifar
-from companion.fixed_classifier import experiment
+from companion.fixed_classifier import sweep as cifar_sweep
 from companion.parameters import as_list
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,9 +33,9 @@ def test_class_lr_grid_takes_strings_where_lists_are_expected():
 
 
 def test_fixed_classifier_grids_take_a_single_classifier_or_scale():
-    assert [c.classifier for c in experiment.classifier_configs("smoke", classifiers="fixed")] \
+    assert [c.classifier for c in cifar_sweep.classifier_configs("smoke", classifiers="fixed")] \
         == ["fixed"]
-    assert [c.scale for c in experiment.scale_configs("smoke", 1.0)] == [1.0, None]
+    assert [c.scale for c in cifar_sweep.scale_configs("smoke", 1.0)] == [1.0, None]
 
 
 def test_paper_and_loader_names_are_both_accepted():
@@ -68,11 +68,11 @@ def test_before_training_the_notebooks_say_how_many_runs_and_cpu_hours(uci_dir):
 
 
 def test_cifar_estimate_scales_the_measured_resnet20_rate():
-    paper = experiment.classifier_configs("paper", classifiers="learned")
+    paper = cifar_sweep.classifier_configs("paper", classifiers="learned")
     expected = budget.RESNET20_SECONDS_PER_EPOCH * 9 / 3 * 164 / 3600  # ResNet-56: n = 9
     assert budget.cifar_cpu_hours(paper) == pytest.approx(expected)
-    assert "3 of 3 runs" in budget.announce(experiment.experiment_name(
-        experiment.classifier_configs("paper")), experiment.classifier_configs("paper"))
+    assert "3 of 3 runs" in budget.announce(cifar_sweep.experiment_name(
+        cifar_sweep.classifier_configs("paper")), cifar_sweep.classifier_configs("paper"))
 
 
 def test_cifar10_loads_from_the_data_cache_without_the_variable(tmp_path, monkeypatch):

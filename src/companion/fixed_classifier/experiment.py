@@ -29,12 +29,12 @@ notebooks took 400 s in all (the four notebooks run fresh with papermill, two ru
 one thread each, on the 2-core machine shared with other jobs at load average 6): about 2
 minutes a run when two run together, 1 minute alone. 10 epochs took 356 s, 15 epochs 603 s.
 
-Records go to `results/fixed-classifier-<dataset>-<profile>/<config hash>.json`.
+Records go to `results/fixed-classifier-<dataset>-<profile>/<config hash>.json` (`record_path`);
+grids of configs, running and reading them, and the command line are in `sweep`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import platform
@@ -60,7 +60,6 @@ from companion.fixed_classifier.training import (
     TrainingSettings,
     balanced_subset,
 )
-from companion.parameters import as_list
 from companion.profiles import resolve_profile
 
 EXPERIMENT = "fixed-classifier"
@@ -68,7 +67,6 @@ CLASSIFIERS = ("learned", "fixed", "hadamard")
 PAPER_EPOCHS = 164
 PAPER_MILESTONES = (81, 122)
 SUBSET_SEED = 0  # the training and test subsets are the same for every run of a profile
-FIGURE3_SCALES = (0.1, 1.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -152,34 +150,6 @@ def make_config(
     return config
 
 
-def notebook_overrides(network: str | None = None, epochs: int | None = None,
-                       device: str | None = None) -> dict[str, Any]:
-    """The notebooks' `network`, `epochs` and `device` parameters as `make_config` overrides
-    (None: keep the profile's; device None or "auto": the best device here). Other epochs move
-    the lr drops to 50% and 75%."""
-    overrides: dict[str, Any] = {"device": device} if device not in (None, AUTO) else {}
-    if network is not None:
-        network_depth(network)  # validates the name
-        overrides["network"] = network
-    if epochs is not None:
-        if int(epochs) != epochs or epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, not {epochs!r}")
-        overrides["epochs"] = int(epochs)
-    return overrides
-
-
-def figure_suffix(profile: str, overrides: dict[str, Any]) -> str:
-    """File-name suffix of a notebook's outputs: the profile, after the overridden budget.
-
-    `paper` alone is ResNet-56 for 164 epochs; `resnet20-30ep_paper` is the paper profile's
-    data and recipe with ResNet-20 for 30 epochs.
-    """
-    parts = [overrides["network"]] if "network" in overrides else []
-    if "epochs" in overrides:
-        parts.append(f"{overrides['epochs']}ep")
-    return "_".join(["-".join(parts), profile]) if parts else profile
-
-
 def network_depth(name: str) -> int | None:
     """Depth of a CIFAR ResNet name "resnet<6n+2>" not in the registry (e.g. resnet8), else None.
 
@@ -234,9 +204,20 @@ def _finite(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
+def record_folder(config: CIFARRunConfig) -> str:
+    """The experiment of the run's record, `fixed-classifier-<dataset>-<profile>`: its folder
+    under `results/` (`sweep.experiment_name` checks that a grid has one)."""
+    return f"{EXPERIMENT}-{config.dataset}-{config.profile}"
+
+
+def record_path(config: CIFARRunConfig) -> Path:
+    """`results/<record_folder>/<config hash>.json`: where the run's record is stored."""
+    return records.record_path(record_folder(config), config)
+
+
 def checkpoint_path(config: CIFARRunConfig) -> Path:
     """Where a run keeps its state between epochs: beside its record, `<hash>.checkpoint.pt`."""
-    record = records.record_path(experiment_name([config]), config)
+    record = record_path(config)
     return record.with_name(record.stem + ".checkpoint.pt")
 
 
@@ -274,7 +255,7 @@ def run(config: CIFARRunConfig, compile: bool = False) -> dict[str, Any]:
     test_accuracy = None if test_error is None else round(1 - test_error, 12)  # no 0.40299999...
     record = {
         "config": records.config_dict(config),
-        "experiment": experiment_name([config]),
+        "experiment": record_folder(config),
         "history": history,
         "steps": steps,
         "diverged": diverged,
@@ -310,71 +291,3 @@ def run_group(configs: Sequence[CIFARRunConfig], threads: int | None = None,
     if threads is not None:
         torch.set_num_threads(threads)
     return [run(config, compile=compile) for config in configs]
-
-
-def experiment_name(grid: Sequence[CIFARRunConfig]) -> str:
-    """`fixed-classifier-<dataset>-<profile>`; a sweep covers one data set and one profile."""
-    kinds = {(c.dataset, c.profile) for c in grid}
-    if len(kinds) != 1:
-        raise ValueError(f"a sweep covers one data set and profile, got {sorted(kinds)}")
-    dataset, profile = kinds.pop()
-    return f"{EXPERIMENT}-{dataset}-{profile}"
-
-
-def run_configs(grid: Sequence[CIFARRunConfig], n_jobs: int = 1,
-                threads_per_run: int | None = None, backend: str = "loky",
-                progress: bool = True, compile: bool = False) -> list[dict[str, Any]]:
-    """Run (or read back) every config; see `records.run_sweep`.
-
-    `threads_per_run=None` lets the sweep split the cores between its workers. On a machine
-    shared with other jobs, 1 is much faster: a 2-thread ResNet-8 step was 5-8 times slower
-    than a 1-thread one on the project's busy 2-core machine (OpenMP threads wait for each other
-    whenever another process holds a core).
-    """
-    run_threads = functools.partial(run_group, threads=threads_per_run, compile=compile)
-    return records.run_sweep(list(grid), run_threads, experiment_name(grid), n_jobs=n_jobs,
-                             backend=backend, progress=progress, group_key=group_key)
-
-
-def recorded(grid: Sequence[CIFARRunConfig]) -> list[dict[str, Any]]:
-    """The records of the configs of `grid` that have run, in grid order; trains nothing."""
-    return records.recorded(experiment_name(grid), grid)
-
-
-def _without_device(config: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in config.items() if key != "device"}
-
-
-def read_or_run(grid: Sequence[CIFARRunConfig], run_missing: bool = True, n_jobs: int = 1,
-                threads_per_run: int | None = None) -> list[dict[str, Any]]:
-    """Records of `grid` in order, accepting a run of the same config on any device.
-
-    A config whose record exists only with another `device` (e.g. the run of a GPU machine,
-    `device="cuda"`, in a folder read on a CPU) is read, not trained again; the others are
-    trained when `run_missing`, else left out.
-    """
-    by_config = {}
-    for record in records.load_records(experiment_name(grid)):
-        by_config.setdefault(json.dumps(_without_device(record["config"]), sort_keys=True),
-                             record)
-    keys = [json.dumps(_without_device(records.config_dict(c)), sort_keys=True) for c in grid]
-    missing = [c for c, key in zip(grid, keys) if key not in by_config]
-    if missing and run_missing:
-        for config, record in zip(missing, run_configs(missing, n_jobs, threads_per_run)):
-            by_config.setdefault(keys[grid.index(config)], record)
-    return [by_config[key] for key in keys if key in by_config]
-
-
-def classifier_configs(profile: str, seeds: Sequence[int] = (0,),
-                       classifiers: Sequence[str] = CLASSIFIERS,
-                       **overrides: Any) -> list[CIFARRunConfig]:
-    """Learned vs fixed vs Hadamard classifier, alpha learned (Figures 1 and 2, Table 1)."""
-    return [make_config(kind, None, profile, seed, **overrides)
-            for kind in as_list(classifiers) for seed in as_list(seeds)]
-
-
-def scale_configs(profile: str, scales: Sequence[float] = FIGURE3_SCALES,
-                  seeds: Sequence[int] = (0,), **overrides: Any) -> list[CIFARRunConfig]:
-    """Fixed classifier with alpha fixed at each of `scales`, then learned (Figure 3)."""
-    return [make_config("fixed", scale, profile, seed, **overrides)
-            for scale in (*as_list(scales), None) for seed in as_list(seeds)]
