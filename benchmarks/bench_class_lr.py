@@ -52,10 +52,11 @@ def measure(name: str, repeats: int, reference_repeats: int) -> dict[str, float]
     model = SelfNormalizingMLP(n_features, n_classes, config.layers, config.hidden,
                                config.shape, "selu", dropout=0.0)
     # Three copies, so that each method keeps its own state (attached capture, multipliers).
-    lifted, oracle = copy.deepcopy(model), copy.deepcopy(model)
+    class_lr_model, oracle = copy.deepcopy(model), copy.deepcopy(model)
     batches = _batches(name, n_features, n_classes, config.batch_size, repeats + 2)
     sgd = torch.optim.SGD(model.parameters(), lr=config.learning_rate)
-    fast = ClassLR(list(lifted.parameters()), managed_layers(lifted.hidden_layers), n_classes,
+    fast = ClassLR(list(class_lr_model.parameters()),
+                   managed_layers(class_lr_model.hidden_layers), n_classes,
                    lr=config.learning_rate, alpha_mu=1e5)
     fast.attach()  # as in training: attached for the whole class-lr phase
     reference = ReferenceClassLR(oracle, managed_layers(oracle.hidden_layers), n_classes,
@@ -68,7 +69,7 @@ def measure(name: str, repeats: int, reference_repeats: int) -> dict[str, float]
         sgd.step()
 
     def fast_step(x, y):
-        fast.step(nn.functional.cross_entropy(lifted(x), y), y)
+        fast.step(nn.functional.cross_entropy(class_lr_model(x), y), y)
 
     def reference_step(x, y):
         reference.step(nn.functional.cross_entropy(oracle(x), y, reduction="none"), y)

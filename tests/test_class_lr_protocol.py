@@ -27,8 +27,8 @@ def test_blowup_rule_separates_grown_collapses_from_baseline_collapses():
 
 
 def test_settled_defaults():
-    lifted = experiment.make_config("car", "selu", "class_lr", "paper", cutoff=10)
-    assert (lifted.statistic, lifted.divergence_rule) == ("class_gradient", "blowup")
+    config = experiment.make_config("car", "selu", "class_lr", "paper", cutoff=10)
+    assert (config.statistic, config.divergence_rule) == ("class_gradient", "blowup")
     assert experiment.make_config("car", "relu").init == "he"
     assert experiment.make_config("car", "tanh").init is None  # LeCun, the old hash
     assert experiment.make_config("yeast", "selu").layers == 3

@@ -315,11 +315,11 @@ def diagnose(cell: dict[str, Any]) -> str:
     base = _baseline(dataset, activation)
     if base is not None and convergence.collapsed(base):
         usual = protocol.USUAL_INIT.get(activation)
-        lifted = _read(replace(experiment.make_config(dataset, activation, profile="paper"),
+        reinitialised = _read(replace(experiment.make_config(dataset, activation, profile="paper"),
                                init=usual))
-        if usual and lifted is not None and not convergence.collapsed(lifted):
+        if usual and reinitialised is not None and not convergence.collapsed(reinitialised):
             return (f"our LeCun-initialised {activation} net collapses to one class; "
-                    f"{usual} init trains ({_accuracy(lifted):.1f}%)")
+                    f"{usual} init trains ({_accuracy(reinitialised):.1f}%)")
         return "our net collapses to one class at every initialisation tried"
     checked.append("collapse to one class")
     return "unexplained; ruled out: " + ", ".join(checked)

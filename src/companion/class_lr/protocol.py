@@ -99,9 +99,9 @@ def split_grid(seeds: Sequence[int] = (0, 1, 2)) -> list[experiment.UCIRunConfig
     """image-segmentation on its original 2,100-row test file, baselines and class-lr."""
     baselines = sweep.configs(["image-segmentation"], seeds=seeds, profile="paper",
                               split="original", **AS_RUN)
-    lifted = sweep.configs(["image-segmentation"], methods=["class_lr"], seeds=seeds,
+    class_lr_configs = sweep.configs(["image-segmentation"], methods=["class_lr"], seeds=seeds,
                            profile="paper", split="original", statistic="per_sample", **AS_RUN)
-    return [c for seed in seeds for c in baselines + lifted if c.seed == seed]
+    return [c for seed in seeds for c in baselines + class_lr_configs if c.seed == seed]
 
 
 def seeds_grid(seeds: Sequence[int] = (1, 2, 3, 4), cheapest: int | None = None

@@ -86,20 +86,20 @@ def mcnemar_tests(records: Iterable[dict[str, Any]], seed: int = 0) -> pd.DataFr
     for name in datasets():
         for activation in ACTIVATIONS:
             base = chosen.get((name, activation, "baseline", seed))
-            lifted = chosen.get((name, activation, "class_lr", seed))
-            if base is None or lifted is None:
+            with_class_lr = chosen.get((name, activation, "class_lr", seed))
+            if base is None or with_class_lr is None:
                 continue
-            test = mcnemar(_correct(base), _correct(lifted))
+            test = mcnemar(_correct(base), _correct(with_class_lr))
             paper_base = paper_value(2, name, activation, "baseline")
-            paper_lifted = paper_value(2, name, activation, "class_lr")
+            paper_class_lr = paper_value(2, name, activation, "class_lr")
             rows.append({
                 "dataset": architecture(name).paper_name,
                 "activation": activation,
-                "cutoff": lifted["config"]["cutoff"],
+                "cutoff": with_class_lr["config"]["cutoff"],
                 "baseline": 100 * base["test_accuracy"],
-                "class_lr": 100 * lifted["test_accuracy"],
-                "change": 100 * (lifted["test_accuracy"] - base["test_accuracy"]),
-                "paper_change": paper_lifted - paper_base,
+                "class_lr": 100 * with_class_lr["test_accuracy"],
+                "change": 100 * (with_class_lr["test_accuracy"] - base["test_accuracy"]),
+                "paper_change": paper_class_lr - paper_base,
                 "baseline_only_right": test.a_only,
                 "class_lr_only_right": test.b_only,
                 "p_value": test.p_value,
@@ -137,8 +137,8 @@ def paper_outcome_counts() -> pd.DataFrame:
     for name in datasets():
         for activation in ACTIVATIONS:
             base = paper_value(2, name, activation, "baseline")
-            lifted = paper_value(2, name, activation, "class_lr")
-            rows.append({"activation": activation, "change": lifted - base, "p_value": np.nan})
+            class_lr = paper_value(2, name, activation, "class_lr")
+            rows.append({"activation": activation, "change": class_lr - base, "p_value": np.nan})
     return outcome_counts(pd.DataFrame(rows)).drop(
         columns=["significantly better", "significantly worse"])
 
