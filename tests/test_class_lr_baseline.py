@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from companion import records
+from companion import records, scheduling
 from companion.class_lr import experiment, registry, sweep, tables
 from companion.class_lr.models import SelfNormalizingMLP, hidden_widths
 
@@ -98,8 +98,8 @@ def test_sweep_skips_recorded_configs(uci_dir, monkeypatch):
     def counting_group(configs):
         return [counting_run(c) for c in configs]
 
-    first = records.run_sweep(grid, counting_group, "test-sweep", progress=False)
-    again = records.run_sweep(grid, counting_group, "test-sweep", progress=False)
+    first = scheduling.run_sweep(grid, counting_group, "test-sweep", progress=False)
+    again = scheduling.run_sweep(grid, counting_group, "test-sweep", progress=False)
     assert len(calls) == 2 and first == again
     stored = records.load_records("test-sweep")
     assert sorted(r["config"]["dataset"] for r in stored) == ["car", "titanic"]
@@ -108,7 +108,7 @@ def test_sweep_skips_recorded_configs(uci_dir, monkeypatch):
 
 def test_parallel_sweep_matches_serial(uci_dir):
     grid = sweep.configs(["titanic"], ["selu", "tanh"], profile="smoke")
-    parallel = records.run_sweep(grid, experiment.run_group, "test-parallel", n_jobs=2,
+    parallel = scheduling.run_sweep(grid, experiment.run_group, "test-parallel", n_jobs=2,
                                  progress=False)
     serial = [experiment.run(c) for c in grid]
     assert [r["test_correct"] for r in parallel] == [r["test_correct"] for r in serial]

@@ -1,6 +1,6 @@
 import pytest
 
-from companion import records
+from companion import scheduling
 from companion.class_lr import experiment, sweep
 
 
@@ -47,7 +47,7 @@ def test_sweep_runs_cutoffs_as_one_group(uci_dir):
         calls.append(len(configs))
         return experiment.run_group(configs)
 
-    records.run_sweep(grid, spy, "test-group", group_key=experiment.group_key, progress=False)
+    scheduling.run_sweep(grid, spy, "test-group", group_key=experiment.group_key, progress=False)
     assert calls == [len(experiment.CUTOFFS["smoke"])]
 
 

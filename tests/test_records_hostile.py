@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from companion import records, validation
+from companion import provenance, records, scheduling, validation
 from companion.class_lr import experiment, sweep
 from companion.data import npz_cache, uci
 from companion.fixed_classifier import experiment as cifar_experiment
@@ -40,13 +40,13 @@ def _grid():
 
 def test_record_copied_to_another_configs_name_is_not_used(uci_dir):
     car, titanic = _grid()
-    records.run_sweep([car], fake_group, "t", progress=False)
+    scheduling.run_sweep([car], fake_group, "t", progress=False)
     source, target = records.record_path("t", car), records.record_path("t", titanic)
     target.write_bytes(source.read_bytes())  # car's accuracy under titanic's name
     with pytest.warns(records.RecordWarning, match="foreign record"):
         assert records.recorded("t", [titanic]) == []
     with pytest.warns(records.RecordWarning, match=str(target.name)):
-        found = records.run_sweep([titanic], fake_group, "t", progress=False)
+        found = scheduling.run_sweep([titanic], fake_group, "t", progress=False)
     assert found[0]["config"]["dataset"] == "titanic"
     assert len(list((target.parent / "quarantine").iterdir())) == 1  # moved aside, kept
 
@@ -54,7 +54,7 @@ def test_record_copied_to_another_configs_name_is_not_used(uci_dir):
 def test_edited_record_is_refused_and_rerun(uci_dir):
     config = _grid()[0]
     path = records.record_path("t", config)
-    records.run_sweep([config], fake_group, "t", progress=False)
+    scheduling.run_sweep([config], fake_group, "t", progress=False)
     record = json.loads(path.read_text())
     assert record["schema_version"] == records.SCHEMA_VERSION
     for field in ("git_commit", "torch_version", "python_version", "torch_threads", "device",
@@ -63,7 +63,7 @@ def test_edited_record_is_refused_and_rerun(uci_dir):
     record.update(test_accuracy=0.99, torch_version="9.9", git_commit="0" * 40)
     path.write_text(json.dumps(record))
     with pytest.warns(records.RecordWarning, match="edited"):
-        found = records.run_sweep([config], fake_group, "t", progress=False)
+        found = scheduling.run_sweep([config], fake_group, "t", progress=False)
     assert found[0]["test_accuracy"] == 0.5
 
 
@@ -75,7 +75,7 @@ def test_truncated_empty_or_nan_record_is_named_moved_aside_and_rerun(uci_dir, c
     path.parent.mkdir(parents=True)
     path.write_text(content)
     with pytest.warns(records.RecordWarning, match=str(path)):
-        found = records.run_sweep([config], fake_group, "t", progress=False)
+        found = scheduling.run_sweep([config], fake_group, "t", progress=False)
     assert found[0]["test_accuracy"] == 0.5
     (moved,) = (path.parent / "quarantine").iterdir()
     assert moved.read_text() == content and not moved.name.endswith(".json")
@@ -87,7 +87,7 @@ def test_old_records_without_schema_version_are_read_unchanged():
     before = path.read_bytes()
     record = records.read_record(path)
     assert "schema_version" not in record and path.read_bytes() == before
-    assert records.code_status(record, "class-lr-uci-paper") in ("this code", "other code")
+    assert provenance.code_status(record, "class-lr-uci-paper") in ("this code", "other code")
 
 
 def test_temporary_files_never_match_the_record_pattern(monkeypatch, tmp_path):
@@ -213,7 +213,7 @@ def test_planted_checkpoint_cannot_run_code(tmp_path, monkeypatch):
 
 SWEEP_SCRIPT = textwrap.dedent("""
     import os, sys, time
-    from companion import records
+    from companion import records, scheduling
     from companion.class_lr import sweep
 
     def slow_group(configs):
@@ -223,7 +223,7 @@ SWEEP_SCRIPT = textwrap.dedent("""
         return [{"config": records.config_dict(c), "experiment": "t"} for c in configs]
 
     grid = sweep.configs(["car", "titanic", "led-display"], ["selu", "relu"], profile="smoke")
-    records.run_sweep(grid, slow_group, "t", n_jobs=int(sys.argv[1]), progress=False)
+    scheduling.run_sweep(grid, slow_group, "t", n_jobs=int(sys.argv[1]), progress=False)
 """)
 
 
@@ -308,7 +308,7 @@ def test_sweep_on_a_dask_local_cluster_records_every_run_once(tmp_path, uci_dir,
                       dashboard_address=None) as cluster:
         address = cluster.scheduler_address
         with ThreadPoolExecutor(2) as pool:
-            done = list(pool.map(lambda _: records.run_sweep(
+            done = list(pool.map(lambda _: scheduling.run_sweep(
                 grid, logged_group, "t", progress=False, scheduler=address), range(2)))
     runs = log.read_text().splitlines()
     assert sorted(runs) == sorted(records.config_hash(c) for c in grid)  # each run once
@@ -329,7 +329,7 @@ def test_records_of_other_code_are_marked_not_dropped(uci_dir):
 
     config = experiment.make_config("car", "selu", profile="smoke")
     (record,) = sweep.run_configs([config])
-    assert records.code_status(record, record["experiment"]) == "this code"
+    assert provenance.code_status(record, record["experiment"]) == "this code"
     assert tables.build([record], 2, covered=["car"]).loc["Car", ("", "status")] == ""
     older = {k: v for k, v in record.items() if k != "code_fingerprint"}
     older["git_commit"] = "0" * 40  # a commit this clone does not have

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from companion.class_lr.experiment import MAX_ALPHA_RETRIES, Training, make_config
+from companion.class_lr.experiment import MAX_ALPHA_RETRIES, make_config
+from companion.class_lr.training import Training
 
 
 def mu_gradients(
@@ -117,8 +118,8 @@ def _trace(config: Any, alpha_mu: float) -> tuple[list[dict[str, Any]], bool]:
 def multiplier_memory(dataset: str) -> dict[str, float]:
     """Managed weights (weights and biases of the bottom min(16, L) hidden layers) of the
     data set's Table 1 net, and the float32 memory of its k multipliers per weight."""
-    from companion.class_lr.experiment import build_model
     from companion.class_lr.optimizer import managed_layers
+    from companion.class_lr.training import build_model
     from companion.data import uci
 
     arrays = uci.arrays(dataset)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from companion import records
+from companion import provenance, records, scheduling
 from companion.class_lr.registry import datasets
 from companion.data import uci
 from companion.profiles import resolve_profile
@@ -139,8 +138,7 @@ def run(config: ContextRunConfig) -> dict[str, Any]:
         "diverged": False,
         "wall_time_s": round(time.perf_counter() - started, 3),
         "sklearn_version": sklearn.__version__,
-        "python_version": platform.python_version(),
-        "git_commit": records.git_commit(),
+        **provenance.record_provenance(EXPERIMENT),
     }
 
 
@@ -166,7 +164,7 @@ def run_configs(grid: list[ContextRunConfig], n_jobs: int = 1, progress: bool = 
     if len(profiles) > 1:
         raise ValueError(f"one profile at a time, got {sorted(profiles)}")
     name = experiment_name(profiles.pop() if profiles else "paper")
-    return records.run_sweep(grid, run_group, name, n_jobs=n_jobs, progress=progress)
+    return scheduling.run_sweep(grid, run_group, name, n_jobs=n_jobs, progress=progress)
 
 
 def recorded(grid: list[ContextRunConfig]) -> list[dict[str, Any]]:

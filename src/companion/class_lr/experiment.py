@@ -11,26 +11,18 @@ larger batches need a larger learning rate, which the paper rules out. It is a c
 
 from __future__ import annotations
 
-import copy
-import math
-import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from companion import records, validation
+from companion import provenance, records, validation
 from companion.class_lr.convergence import non_convergence
-from companion.class_lr.models import SelfNormalizingMLP
-from companion.class_lr.optimizer import ClassLR, managed_layers
 from companion.class_lr.registry import ACTIVATIONS, METHODS, architecture
-from companion.data import uci
+from companion.class_lr.training import Training, build_model, predict, specialization
 from companion.profiles import resolve_profile
-from companion.statistics import neuron_specialization
 
 EXPERIMENT = "class-lr-uci"
 
@@ -148,19 +140,6 @@ def make_config(
     return replace(config, **overrides)
 
 
-def build_model(config: UCIRunConfig, n_features: int, n_classes: int) -> SelfNormalizingMLP:
-    return SelfNormalizingMLP(
-        n_features,
-        n_classes,
-        layers=config.layers,
-        hidden=config.hidden,
-        shape=config.shape,
-        activation=config.activation,
-        dropout=config.dropout,
-        init=config.init or "lecun",
-    )
-
-
 def training_teraflops(
     config: UCIRunConfig, n_train: int, n_features: int, n_classes: int
 ) -> float:
@@ -171,202 +150,52 @@ def training_teraflops(
     return 6 * weights * rows * config.epochs / 1e12
 
 
-@torch.no_grad()
-def _predict(model: nn.Module, x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
-
-
-def _specialization(model: SelfNormalizingMLP, x: torch.Tensor, y: np.ndarray, k: int) -> dict:
-    """Table 3 statistic per hidden layer and over all hidden neurons (weighted by width)."""
-    model.eval()
-    per_layer = [neuron_specialization(a.numpy(), y, k) for a in model.hidden_activations(x)]
-    widths = [layer.out_features for layer in model.hidden_layers]
-    overall = float(np.dot(per_layer, widths) / sum(widths))
-    return {"per_layer": per_layer, "overall": overall}
-
-
-class Training:
-    """Model, data and random state of one run, advanced an epoch at a time.
-
-    Everything random comes from two seeded sources (the global torch RNG for weights and
-    dropout masks, `order` for the minibatch order), so `checkpoint()`/`restore()` let the
-    three class-lr cutoffs branch from one shared prefix with exactly the numbers that three
-    runs from scratch would give.
-    """
-
-    def __init__(self, config: UCIRunConfig) -> None:
-        self.config = config
-        self.data = uci.load(config.dataset, seed=config.seed, split=config.split,
-                             fold=config.fold)
-        torch.manual_seed(config.seed)  # weights and dropout masks
-        self.order = torch.Generator().manual_seed(config.seed)  # minibatch order
-        self.model = build_model(config, self.data.n_features, self.data.n_classes)
-        self.x_train = torch.from_numpy(self.data.train.x)
-        self.y_train = torch.from_numpy(self.data.train.y)
-        self.x_val, self.x_test = torch.from_numpy(self.data.val.x), torch.from_numpy(
-            self.data.test.x)
-        n = len(self.y_train)
-        self.rows = min(n, config.max_train_samples or n)
-        self.history: dict[str, list[float]] = {
-            "train_loss": [], "val_accuracy": [], "test_accuracy": []}
-        self.diverged = False
-        self.initial_train_loss = _mean_loss(self.model, self.x_train, self.y_train)
-        self.first_nonfinite: dict[str, int] | None = None  # where the loss first overflowed
-        self.multiplier_trace: list[dict[str, Any]] = []  # class-lr: mu before every reset
-
-    @property
-    def epoch(self) -> int:
-        return len(self.history["train_loss"])
-
-    def run_epoch(self, step: Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
-                  ) -> None:
-        """One epoch; `step(x, y, batch_index, n_batches)` updates the model, returns the loss."""
-        self.model.train()
-        permutation = torch.randperm(len(self.y_train), generator=self.order)[: self.rows]
-        batches = permutation.split(self.config.batch_size)
-        total = 0.0
-        for index, batch in enumerate(batches):
-            loss = step(self.x_train[batch], self.y_train[batch], index, len(batches))
-            value = loss.item()
-            if not math.isfinite(value) and self.first_nonfinite is None:
-                self.first_nonfinite = {"epoch": self.epoch + 1, "batch": index,
-                                        "batches": len(batches)}
-            total += value * len(batch)
-        if not math.isfinite(total):
-            self.diverged = True
-            return
-        self.history["train_loss"].append(total / self.rows)
-        self.history["val_accuracy"].append(_accuracy(self.model, self.x_val, self.data.val.y))
-        self.history["test_accuracy"].append(
-            _accuracy(self.model, self.x_test, self.data.test.y))
-
-    def train_sgd(self, until_epoch: int) -> None:
-        """Plain SGD (the baseline, and class-lr after its cutoff) up to `until_epoch`."""
-        optimizer = torch.optim.SGD(self.model.parameters(), lr=self.config.learning_rate)
-
-        def step(x: torch.Tensor, y: torch.Tensor, index: int, n_batches: int) -> torch.Tensor:
-            loss = nn.functional.cross_entropy(self.model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return loss.detach()
-
-        while self.epoch < until_epoch and not self.diverged:
-            self.run_epoch(step)
-
-    def train_class_lr(
-        self, until_epoch: int, alpha_mu: float, on_step: Callable[..., None] | None = None
-    ) -> ClassLR:
-        """Class-based learning rates up to `until_epoch`, mu reset to 1 every half epoch.
-
-        `on_step(optimizer, epoch, batch_index, n_batches)`, if given, sees every step.
-        """
-        optimizer = ClassLR(list(self.model.parameters()),
-                            managed_layers(self.model.hidden_layers), self.data.n_classes,
-                            lr=self.config.learning_rate, alpha_mu=alpha_mu,
-                            statistic=self.config.statistic or "per_sample")
-
-        stepped = False  # a fresh optimizer has nothing to report before its first step
-
-        def trace(index: int) -> None:
-            """Log mu as it grew over the half epoch that a reset (or the end) closes."""
-            if not stepped:
-                return
-            if index == 0:  # start of an epoch: closes the second half of the one before
-                epoch, half = self.epoch, 2
-            elif index > 0:  # middle of the running epoch: closes its first half
-                epoch, half = self.epoch + 1, 1
-            else:  # end of the class-lr phase (a diverged epoch never completed)
-                epoch, half = self.epoch + int(self.diverged), 2
-            self.multiplier_trace.append({"epoch": epoch, "half": half,
-                                          **optimizer.multiplier_summary()})
-
-        def step(x: torch.Tensor, y: torch.Tensor, index: int, n_batches: int) -> torch.Tensor:
-            nonlocal stepped
-            if index in (0, (n_batches + 1) // 2):
-                trace(index)
-                optimizer.reset()
-            loss = nn.functional.cross_entropy(self.model(x), y)
-            optimizer.step(loss, y)
-            stepped = True
-            if on_step is not None:
-                on_step(optimizer, self.epoch, index, n_batches)
-            return loss.detach()
-
-        optimizer.attach()
-        try:
-            while self.epoch < until_epoch and not self.diverged:
-                self.run_epoch(step)
-            trace(-1)
-        finally:
-            optimizer.detach()
-        return optimizer
-
-    def checkpoint(self) -> dict[str, Any]:
-        return {
-            "model": copy.deepcopy(self.model.state_dict()),
-            "order": self.order.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "history": copy.deepcopy(self.history),
-            "diverged": self.diverged,
-            "first_nonfinite": copy.deepcopy(self.first_nonfinite),
-            "multiplier_trace": copy.deepcopy(self.multiplier_trace),
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.order.set_state(state["order"])
-        torch.set_rng_state(state["torch_rng"])
-        self.history = copy.deepcopy(state["history"])
-        self.diverged = state["diverged"]
-        self.first_nonfinite = copy.deepcopy(state["first_nonfinite"])
-        self.multiplier_trace = copy.deepcopy(state["multiplier_trace"])
-
-    def record(self, config: UCIRunConfig, started: float, **extra: Any) -> dict[str, Any]:
-        data = self.data
-        record: dict[str, Any] = {
-            "config": records.config_dict(config),
-            "experiment": EXPERIMENT,
-            "history": self.history,
-            "diverged": self.diverged,
-            "n_train": len(data.train),
-            "n_val": len(data.val),
-            "n_test": len(data.test),
-            "n_classes": data.n_classes,
-            **extra,
-        }
-        k = data.n_classes
+def make_record(training: Training, config: UCIRunConfig, started: float, **extra: Any
+                ) -> dict[str, Any]:
+    """The record of `config` from the state `training` reached (`extra`: more fields)."""
+    data = training.data
+    record: dict[str, Any] = {
+        "config": records.config_dict(config),
+        "experiment": EXPERIMENT,
+        "history": training.history,
+        "diverged": training.diverged,
+        "n_train": len(data.train),
+        "n_val": len(data.val),
+        "n_test": len(data.test),
+        "n_classes": data.n_classes,
+        **extra,
+    }
+    k = data.n_classes
+    record.update(
+        initial_train_loss=training.initial_train_loss,
+        test_label_counts=np.bincount(data.test.y, minlength=k).tolist(),
+        first_nonfinite=training.first_nonfinite,
+    )
+    if config.method == "class_lr":
+        record["multiplier_trace"] = training.multiplier_trace
+    if training.diverged:
+        record.update(test_accuracy=None, val_accuracy=None, test_correct=None,
+                      neuron_specialization=None, test_prediction_counts=None)
+    else:
+        predictions = predict(training.model, training.x_test).numpy()
+        correct = (predictions == data.test.y).astype(np.uint8)
         record.update(
-            initial_train_loss=self.initial_train_loss,
-            test_label_counts=np.bincount(data.test.y, minlength=k).tolist(),
-            first_nonfinite=self.first_nonfinite,
+            # the histogram of predicted classes shows a collapse to one class
+            test_prediction_counts=np.bincount(predictions, minlength=k).tolist(),
+            test_accuracy=float(correct.mean()),
+            val_accuracy=training.history["val_accuracy"][-1],
+            # one character per test sample, "1" = correctly classified (McNemar's test)
+            test_correct="".join(map(str, correct)),
+            neuron_specialization=specialization(training.model, training.x_test, data.test.y,
+                                                  data.n_classes),
         )
-        if config.method == "class_lr":
-            record["multiplier_trace"] = self.multiplier_trace
-        if self.diverged:
-            record.update(test_accuracy=None, val_accuracy=None, test_correct=None,
-                          neuron_specialization=None, test_prediction_counts=None)
-        else:
-            predictions = _predict(self.model, self.x_test).numpy()
-            correct = (predictions == data.test.y).astype(np.uint8)
-            record.update(
-                # the histogram of predicted classes shows a collapse to one class
-                test_prediction_counts=np.bincount(predictions, minlength=k).tolist(),
-                test_accuracy=float(correct.mean()),
-                val_accuracy=self.history["val_accuracy"][-1],
-                # one character per test sample, "1" = correctly classified (McNemar's test)
-                test_correct="".join(map(str, correct)),
-                neuron_specialization=_specialization(self.model, self.x_test, data.test.y,
-                                                      data.n_classes),
-            )
-        record.update(
-            wall_time_s=round(time.perf_counter() - started, 3),
-            torch_version=torch.__version__,
-            python_version=platform.python_version(),
-            git_commit=records.git_commit(),
-        )
-        return record
+    record.update(
+        wall_time_s=round(time.perf_counter() - started, 3),
+        **provenance.record_provenance(EXPERIMENT),
+    )
+    return record
+
+
 
 
 def group_key(config: UCIRunConfig) -> UCIRunConfig:
@@ -388,7 +217,7 @@ def run(config: UCIRunConfig) -> dict[str, Any]:
     started = time.perf_counter()
     training = Training(config)
     training.train_sgd(config.epochs)
-    return training.record(config, started)
+    return make_record(training, config, started)
 
 
 def run_cutoffs(configs: Sequence[UCIRunConfig]) -> list[dict[str, Any]]:
@@ -419,9 +248,9 @@ def run_cutoffs(configs: Sequence[UCIRunConfig]) -> list[dict[str, Any]]:
             optimizer = training.train_class_lr(config.cutoff, alpha_mu)
             branch = training.checkpoint()
             training.train_sgd(config.epochs)
-            record = training.record(config, started, alpha_mu_used=alpha_mu,
-                                     multiplier_mib=round(optimizer.multiplier_bytes / 2**20, 3),
-                                     attempts=list(rejected[config.cutoff]))
+            record = make_record(training, config, started, alpha_mu_used=alpha_mu,
+                                 multiplier_mib=round(optimizer.multiplier_bytes / 2**20, 3),
+                                 attempts=list(rejected[config.cutoff]))
             reason = non_convergence(record, rule)
             record["non_convergence"] = reason
             if reason is not None:
@@ -432,14 +261,3 @@ def run_cutoffs(configs: Sequence[UCIRunConfig]) -> list[dict[str, Any]]:
             started = time.perf_counter()
         pending, alpha_mu, attempt = failed, alpha_mu / 10, attempt + 1
     return [results[c.cutoff] for c in given]
-
-
-@torch.no_grad()
-def _mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Mean cross-entropy over (x, y) in eval mode (no dropout, no random numbers drawn)."""
-    model.eval()
-    return float(nn.functional.cross_entropy(model(x), y))
-
-
-def _accuracy(model: nn.Module, x: torch.Tensor, y: np.ndarray) -> float:
-    return float((_predict(model, x).numpy() == y).mean()) if len(y) else float("nan")

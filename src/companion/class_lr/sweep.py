@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
 
-from companion import records
+from companion import records, scheduling
 from companion.class_lr import experiment
 from companion.class_lr.registry import ACTIVATIONS, canonical_name, datasets
 from companion.data import uci
@@ -109,14 +109,14 @@ def run_configs(
     grid: list[experiment.UCIRunConfig], n_jobs: int = 1, backend: str = "loky",
     scheduler: Any = None,
 ) -> list[dict[str, Any]]:
-    """Run (or read back) every config of the grid; see `records.run_sweep`.
+    """Run (or read back) every config of the grid; see `scheduling.run_sweep`.
 
     `scheduler`: None runs locally with joblib (`n_jobs` workers); a Dask scheduler address
     (or a `distributed.Client`) sends the runs to that cluster's workers instead.
     """
     name = experiment_name(grid)
-    return records.run_sweep(grid, experiment.run_group, name, n_jobs=n_jobs, backend=backend,
-                             group_key=experiment.group_key, scheduler=scheduler)
+    return scheduling.run_sweep(grid, experiment.run_group, name, n_jobs=n_jobs, backend=backend,
+                                group_key=experiment.group_key, scheduler=scheduler)
 
 
 def recorded(grid: list[experiment.UCIRunConfig], pre_study: bool = True

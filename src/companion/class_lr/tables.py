@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from companion import records as companion_records
+from companion import provenance
 from companion.class_lr.registry import (
     ACTIVATIONS,
     METHODS,
@@ -177,7 +177,7 @@ def build(
     measured = ours(records, table)
     cell_notes = notes(records)
     other_code = {r["config"]["dataset"] for r in records
-                  if companion_records.code_status(r, r.get("experiment", "")) != "this code"}
+                  if provenance.code_status(r, r.get("experiment", "")) != "this code"}
     covered = set(datasets() if covered is None else covered)
     wanted = None if shown is None else {canonical_name(n) for n in shown}
     rows = []
@@ -191,7 +191,7 @@ def build(
             row["status"] = "no runs at this profile"
         else:
             row["status"] = ""
-        if name in other_code:  # shown all the same: see records.code_status
+        if name in other_code:  # shown all the same: see provenance.code_status
             row["status"] = "; ".join(filter(None, [row["status"], "runs of other code"]))
         for activation in ACTIVATIONS:
             for method in METHODS:

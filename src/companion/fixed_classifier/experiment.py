@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import re
 import time
 from collections.abc import Sequence
@@ -48,7 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from companion import records, validation
+from companion import provenance, records, validation
 from companion.data import cifar
 from companion.fixed_classifier.augment import statistics_for
 from companion.fixed_classifier.devices import AUTO, autocast_name, describe, resolve_device
@@ -269,13 +268,9 @@ def run(config: CIFARRunConfig, compile: bool = False) -> dict[str, Any]:
         "steps_per_epoch": math.ceil(len(train) / config.batch_size),
         "wall_time_s": round(time.perf_counter() - started, 3),  # of the last process only
         "resumed_after_epoch": trainer.resumed_epochs,  # epochs read from a checkpoint
-        "torch_threads": torch.get_num_threads(),
-        "device": describe(device),
         "autocast": autocast_name(device),  # "bfloat16" on CUDA, None: float32
         "compiled": compile,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "git_commit": records.git_commit(),
+        **provenance.record_provenance(EXPERIMENT, describe(device)),
     }
     return json.loads(json.dumps(record, allow_nan=False))  # as read back from its file
 

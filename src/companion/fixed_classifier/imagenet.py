@@ -33,7 +33,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from companion import records
+from companion import provenance, records
 from companion.data import imagenet as folders
 from companion.fixed_classifier import distributed
 from companion.fixed_classifier.devices import AUTO, autocast_name, describe
@@ -219,13 +218,9 @@ def train(config: ImageNetRunConfig, workers: int | None = None, compile: bool =
         "workers_per_process": trainer.workers,
         "wall_time_s": round(time.perf_counter() - started, 3),  # of the last launch only
         "resumed_after_epoch": trainer.resumed_epochs,
-        "device": describe(context.device),
         "autocast": autocast_name(context.device),
         "compiled": compile,
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "git_commit": records.git_commit(),
+        **provenance.record_provenance(EXPERIMENT, describe(context.device)),
     }
     return TrainedRun(json.loads(json.dumps(record, allow_nan=False)), trainer)
 

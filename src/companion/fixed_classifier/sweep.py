@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from companion import records
+from companion import records, scheduling
 from companion.fixed_classifier import experiment
 from companion.fixed_classifier.devices import AUTO
 from companion.fixed_classifier.experiment import CLASSIFIERS, CIFARRunConfig, make_config
@@ -99,7 +99,7 @@ def experiment_name(grid: Sequence[CIFARRunConfig]) -> str:
 def run_configs(grid: Sequence[CIFARRunConfig], n_jobs: int = 1,
                 threads_per_run: int | None = None, backend: str = "loky",
                 progress: bool = True, compile: bool = False) -> list[dict[str, Any]]:
-    """Run (or read back) every config; see `records.run_sweep`.
+    """Run (or read back) every config; see `scheduling.run_sweep`.
 
     `threads_per_run=None` lets the sweep split the cores between its workers. On a machine
     shared with other jobs, 1 is much faster: a 2-thread ResNet-8 step was 5-8 times slower
@@ -108,9 +108,9 @@ def run_configs(grid: Sequence[CIFARRunConfig], n_jobs: int = 1,
     """
     run_threads = functools.partial(experiment.run_group, threads=threads_per_run,
                                     compile=compile)
-    return records.run_sweep(list(grid), run_threads, experiment_name(grid), n_jobs=n_jobs,
-                             backend=backend, progress=progress,
-                             group_key=experiment.group_key)
+    return scheduling.run_sweep(list(grid), run_threads, experiment_name(grid), n_jobs=n_jobs,
+                                backend=backend, progress=progress,
+                                group_key=experiment.group_key)
 
 
 def recorded(grid: Sequence[CIFARRunConfig]) -> list[dict[str, Any]]:

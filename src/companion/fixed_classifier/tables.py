@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from companion import records
+from companion import provenance, records
 from companion.class_lr.tables import save  # noqa: F401  (CSV + Markdown, shared helper)
 from companion.fixed_classifier.experiment import EXPERIMENT
 from companion.fixed_classifier.layers import classifier_features
@@ -147,8 +147,8 @@ def accuracy_table(found: Sequence[dict[str, Any]], rows: Sequence[PaperRow] = P
             entry[f"{kind} (ours)"] = round(100 * record["test_accuracy"], 2) if record else missing
         described = next((r for r in picked.values() if r), None)
         entry["our run"] = _run_description(described) if described else missing
-        # records from other run code than the checkout's are shown, and said to be (records.py)
-        entry["code"] = missing if described is None else records.code_status(
+        # records from other run code than the checkout's are shown, and said to be (provenance.py)
+        entry["code"] = missing if described is None else provenance.code_status(
             described, described.get("experiment", EXPERIMENT))
         table.append(entry)
     frame = pd.DataFrame(table).set_index("network")

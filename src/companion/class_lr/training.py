@@ -1,0 +1,200 @@
+"""Training of one UCI run of the class-lr paper, an epoch at a time (`Training`): plain SGD
+and class-based learning rates, with checkpoints that let the class-lr cutoffs branch from one
+shared prefix. The config and the record are `experiment`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from companion.class_lr.models import SelfNormalizingMLP
+from companion.class_lr.optimizer import ClassLR, managed_layers
+from companion.data import uci
+from companion.statistics import neuron_specialization
+
+if TYPE_CHECKING:
+    from companion.class_lr.experiment import UCIRunConfig
+
+
+def build_model(config: UCIRunConfig, n_features: int, n_classes: int) -> SelfNormalizingMLP:
+    return SelfNormalizingMLP(
+        n_features,
+        n_classes,
+        layers=config.layers,
+        hidden=config.hidden,
+        shape=config.shape,
+        activation=config.activation,
+        dropout=config.dropout,
+        init=config.init or "lecun",
+    )
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
+
+
+def specialization(model: SelfNormalizingMLP, x: torch.Tensor, y: np.ndarray, k: int) -> dict:
+    """Table 3 statistic per hidden layer and over all hidden neurons (weighted by width)."""
+    model.eval()
+    per_layer = [neuron_specialization(a.numpy(), y, k) for a in model.hidden_activations(x)]
+    widths = [layer.out_features for layer in model.hidden_layers]
+    overall = float(np.dot(per_layer, widths) / sum(widths))
+    return {"per_layer": per_layer, "overall": overall}
+
+
+class Training:
+    """Model, data and random state of one run, advanced an epoch at a time.
+
+    Everything random comes from two seeded sources (the global torch RNG for weights and
+    dropout masks, `order` for the minibatch order), so `checkpoint()`/`restore()` let the
+    three class-lr cutoffs branch from one shared prefix with exactly the numbers that three
+    runs from scratch would give.
+    """
+
+    def __init__(self, config: UCIRunConfig) -> None:
+        self.config = config
+        self.data = uci.load(config.dataset, seed=config.seed, split=config.split,
+                             fold=config.fold)
+        torch.manual_seed(config.seed)  # weights and dropout masks
+        self.order = torch.Generator().manual_seed(config.seed)  # minibatch order
+        self.model = build_model(config, self.data.n_features, self.data.n_classes)
+        self.x_train = torch.from_numpy(self.data.train.x)
+        self.y_train = torch.from_numpy(self.data.train.y)
+        self.x_val, self.x_test = torch.from_numpy(self.data.val.x), torch.from_numpy(
+            self.data.test.x)
+        n = len(self.y_train)
+        self.rows = min(n, config.max_train_samples or n)
+        self.history: dict[str, list[float]] = {
+            "train_loss": [], "val_accuracy": [], "test_accuracy": []}
+        self.diverged = False
+        self.initial_train_loss = _mean_loss(self.model, self.x_train, self.y_train)
+        self.first_nonfinite: dict[str, int] | None = None  # where the loss first overflowed
+        self.multiplier_trace: list[dict[str, Any]] = []  # class-lr: mu before every reset
+
+    @property
+    def epoch(self) -> int:
+        return len(self.history["train_loss"])
+
+    def run_epoch(self, step: Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
+                  ) -> None:
+        """One epoch; `step(x, y, batch_index, n_batches)` updates the model, returns the loss."""
+        self.model.train()
+        permutation = torch.randperm(len(self.y_train), generator=self.order)[: self.rows]
+        batches = permutation.split(self.config.batch_size)
+        total = 0.0
+        for index, batch in enumerate(batches):
+            loss = step(self.x_train[batch], self.y_train[batch], index, len(batches))
+            value = loss.item()
+            if not math.isfinite(value) and self.first_nonfinite is None:
+                self.first_nonfinite = {"epoch": self.epoch + 1, "batch": index,
+                                        "batches": len(batches)}
+            total += value * len(batch)
+        if not math.isfinite(total):
+            self.diverged = True
+            return
+        self.history["train_loss"].append(total / self.rows)
+        self.history["val_accuracy"].append(_accuracy(self.model, self.x_val, self.data.val.y))
+        self.history["test_accuracy"].append(
+            _accuracy(self.model, self.x_test, self.data.test.y))
+
+    def train_sgd(self, until_epoch: int) -> None:
+        """Plain SGD (the baseline, and class-lr after its cutoff) up to `until_epoch`."""
+        optimizer = torch.optim.SGD(self.model.parameters(), lr=self.config.learning_rate)
+
+        def step(x: torch.Tensor, y: torch.Tensor, index: int, n_batches: int) -> torch.Tensor:
+            loss = nn.functional.cross_entropy(self.model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.detach()
+
+        while self.epoch < until_epoch and not self.diverged:
+            self.run_epoch(step)
+
+    def train_class_lr(
+        self, until_epoch: int, alpha_mu: float, on_step: Callable[..., None] | None = None
+    ) -> ClassLR:
+        """Class-based learning rates up to `until_epoch`, mu reset to 1 every half epoch.
+
+        `on_step(optimizer, epoch, batch_index, n_batches)`, if given, sees every step.
+        """
+        optimizer = ClassLR(list(self.model.parameters()),
+                            managed_layers(self.model.hidden_layers), self.data.n_classes,
+                            lr=self.config.learning_rate, alpha_mu=alpha_mu,
+                            statistic=self.config.statistic or "per_sample")
+
+        stepped = False  # a fresh optimizer has nothing to report before its first step
+
+        def trace(index: int) -> None:
+            """Log mu as it grew over the half epoch that a reset (or the end) closes."""
+            if not stepped:
+                return
+            if index == 0:  # start of an epoch: closes the second half of the one before
+                epoch, half = self.epoch, 2
+            elif index > 0:  # middle of the running epoch: closes its first half
+                epoch, half = self.epoch + 1, 1
+            else:  # end of the class-lr phase (a diverged epoch never completed)
+                epoch, half = self.epoch + int(self.diverged), 2
+            self.multiplier_trace.append({"epoch": epoch, "half": half,
+                                          **optimizer.multiplier_summary()})
+
+        def step(x: torch.Tensor, y: torch.Tensor, index: int, n_batches: int) -> torch.Tensor:
+            nonlocal stepped
+            if index in (0, (n_batches + 1) // 2):
+                trace(index)
+                optimizer.reset()
+            loss = nn.functional.cross_entropy(self.model(x), y)
+            optimizer.step(loss, y)
+            stepped = True
+            if on_step is not None:
+                on_step(optimizer, self.epoch, index, n_batches)
+            return loss.detach()
+
+        optimizer.attach()
+        try:
+            while self.epoch < until_epoch and not self.diverged:
+                self.run_epoch(step)
+            trace(-1)
+        finally:
+            optimizer.detach()
+        return optimizer
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "order": self.order.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": copy.deepcopy(self.history),
+            "diverged": self.diverged,
+            "first_nonfinite": copy.deepcopy(self.first_nonfinite),
+            "multiplier_trace": copy.deepcopy(self.multiplier_trace),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.order.set_state(state["order"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history = copy.deepcopy(state["history"])
+        self.diverged = state["diverged"]
+        self.first_nonfinite = copy.deepcopy(state["first_nonfinite"])
+        self.multiplier_trace = copy.deepcopy(state["multiplier_trace"])
+
+
+@torch.no_grad()
+def _mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean cross-entropy over (x, y) in eval mode (no dropout, no random numbers drawn)."""
+    model.eval()
+    return float(nn.functional.cross_entropy(model(x), y))
+
+
+def _accuracy(model: nn.Module, x: torch.Tensor, y: np.ndarray) -> float:
+    return float((predict(model, x).numpy() == y).mean()) if len(y) else float("nan")
