@@ -17,7 +17,7 @@ import torch
 from companion import records
 from companion.data import synthetic_text, wikitext
 from companion.data.sources import DataError
-from companion.fixed_classifier import lm_experiment
+from companion.fixed_classifier import lm_experiment, lm_sweep
 from companion.fixed_classifier.language_model import (
     VARIANTS,
     LSTMLanguageModel,
@@ -260,7 +260,7 @@ def test_pmi_embeddings_recover_word_classes(corpus_dir):
 
 def test_training_lowers_perplexity_and_writes_a_record(corpus_dir):
     config = tiny_config("fixed", epochs=3)
-    found = lm_experiment.run_configs([config], threads_per_run=1, progress=False)
+    found = lm_sweep.run_configs([config], threads_per_run=1, progress=False)
     record = found[0]
     assert record["synthetic"] and "SYNTHETIC" in record["corpus_source"]
     history = record["history"]
@@ -268,9 +268,9 @@ def test_training_lowers_perplexity_and_writes_a_record(corpus_dir):
     assert min(history["valid_perplexity"]) < 0.7 * record["initial_valid_perplexity"]
     assert record["valid_perplexity"] == pytest.approx(min(history["valid_perplexity"]))
     assert history["alpha"][0] != 10.0  # alpha is learned
-    path = records.record_path(lm_experiment.experiment_name([config]), config)
+    path = records.record_path(lm_sweep.experiment_name([config]), config)
     assert json.loads(path.read_text()) == record
-    assert lm_experiment.recorded([config]) == found
+    assert lm_sweep.recorded([config]) == found
 
 
 def test_a_killed_run_resumes_to_the_same_numbers(corpus_dir, monkeypatch):

@@ -14,6 +14,8 @@ per process, as in any DDP run).
 Only rank 0 writes: the checkpoint (after every epoch, atomically), the log lines and the
 record. Checkpoints are plain data (tensors, numbers, lists, dicts), read with
 `torch.load(weights_only=True)`, so loading one runs no code.
+
+Kept whole (over 300 lines): the process-group helpers serve only the trainer at the end.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from companion.fixed_classifier import checkpoints
 from companion.fixed_classifier.augment import normalize
 from companion.fixed_classifier.devices import autocast, maybe_compile, resolve_device
 from companion.fixed_classifier.training import (
@@ -260,25 +263,14 @@ class DistributedTrainer:
                      "model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
                      "epochs": self.history.epochs, "steps": self.history.steps,
                      "world_size": self.context.world_size}
-            self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.checkpoint.with_name(self.checkpoint.name + ".partial")
-            torch.save(state, partial)
-            os.replace(partial, self.checkpoint)
+            checkpoints.save(state, self.checkpoint)
         barrier(self.context)
 
     def load_checkpoint(self) -> int:
         """Restore `self.checkpoint` on every rank (any world size wrote it); epochs it holds."""
-        if self.checkpoint is None or not self.checkpoint.exists():
+        state = checkpoints.load(self.checkpoint, self.context.device, self._settings_data())
+        if state is None:
             return 0
-        try:
-            state = torch.load(self.checkpoint, map_location=self.context.device,
-                               weights_only=True)
-        except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
-            raise RuntimeError(f"cannot read the checkpoint {self.checkpoint} ({error}); delete "
-                               "it to train this run from the start") from error
-        if state.get("settings") != self._settings_data():
-            raise RuntimeError(f"the checkpoint {self.checkpoint} belongs to other settings "
-                               f"({state.get('settings')}); delete it to train from the start")
         self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = state["step"]

@@ -49,6 +49,7 @@ from torch import nn
 
 from companion import provenance, records, validation
 from companion.data import cifar
+from companion.fixed_classifier import checkpoints
 from companion.fixed_classifier.augment import statistics_for
 from companion.fixed_classifier.devices import AUTO, autocast_name, describe, resolve_device
 from companion.fixed_classifier.layers import classifier_features, replace_classifier
@@ -216,8 +217,7 @@ def record_path(config: CIFARRunConfig) -> Path:
 
 def checkpoint_path(config: CIFARRunConfig) -> Path:
     """Where a run keeps its state between epochs: beside its record, `<hash>.checkpoint.pt`."""
-    record = record_path(config)
-    return record.with_name(record.stem + ".checkpoint.pt")
+    return checkpoints.beside(record_path(config))
 
 
 def training_device(config: CIFARRunConfig) -> torch.device:

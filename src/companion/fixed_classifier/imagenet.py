@@ -44,7 +44,7 @@ import torch
 
 from companion import provenance, records
 from companion.data import imagenet as folders
-from companion.fixed_classifier import distributed
+from companion.fixed_classifier import checkpoints, distributed
 from companion.fixed_classifier.devices import AUTO, autocast_name, describe
 from companion.fixed_classifier.experiment import CLASSIFIERS, EXPERIMENT, _finite
 from companion.fixed_classifier.layers import classifier_features
@@ -114,17 +114,17 @@ def make_config(network: str = "resnet50", classifier: str = "learned",
                              **settings)
 
 
-def experiment_name(config: ImageNetRunConfig) -> str:
+def record_folder(config: ImageNetRunConfig) -> str:
+    """The experiment of the run's record, `fixed-classifier-<dataset>-<profile>`."""
     return f"{EXPERIMENT}-{config.dataset}-{config.profile}"
 
 
 def record_path(config: ImageNetRunConfig) -> Path:
-    return records.record_path(experiment_name(config), config)
+    return records.record_path(record_folder(config), config)
 
 
 def checkpoint_path(config: ImageNetRunConfig) -> Path:
-    record = record_path(config)
-    return record.with_name(record.stem + ".checkpoint.pt")
+    return checkpoints.beside(record_path(config))
 
 
 def settings_of(config: ImageNetRunConfig) -> TrainingSettings:
@@ -202,7 +202,7 @@ def train(config: ImageNetRunConfig, workers: int | None = None, compile: bool =
     val_error = None if diverged else epochs["test_error"][-1]
     record = {
         "config": records.config_dict(config),
-        "experiment": experiment_name(config),
+        "experiment": record_folder(config),
         "history": epochs,
         "steps": steps,
         "diverged": diverged,

@@ -19,18 +19,16 @@ CPU: `smoke` and `quick` train on a generated corpus in the WikiText format
 (`companion.data.synthetic_text`), labelled synthetic in every record. Any profile can take
 `corpus="wikitext-2"` instead. From a shell (GPU picked automatically when present):
 
-    python -m companion.fixed_classifier.lm_experiment --profile paper
+    python -m companion.fixed_classifier.lm_sweep --profile paper
 
-Records go to `results/fixed-classifier-lm-<corpus>-<profile>/<config hash>.json`.
+Records go to `results/fixed-classifier-lm-<corpus>-<profile>/<config hash>.json`; grids,
+running and reading them, and the command line are `lm_sweep`.
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
 import json
 import math
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -39,11 +37,11 @@ from typing import Any
 
 import torch
 
-from companion import records
+from companion import provenance, records
 from companion.data import synthetic_text, wikitext
 from companion.data.sources import cache_dir
+from companion.fixed_classifier import checkpoints
 from companion.fixed_classifier.language_model import (
-    VARIANTS,
     LSTMLanguageModel,
     check_architecture,
     parameter_breakdown,
@@ -198,19 +196,15 @@ def training_settings(config: LMRunConfig) -> LMTrainingSettings:
         anneal=float(config.anneal), seed=config.seed)
 
 
-def experiment_name(grid: Sequence[LMRunConfig]) -> str:
-    """`fixed-classifier-lm-<corpus>-<profile>`; a sweep covers one corpus and one profile."""
-    kinds = {(c.corpus, c.profile) for c in grid}
-    if len(kinds) != 1:
-        raise ValueError(f"a sweep covers one corpus and profile, got {sorted(kinds)}")
-    corpus, profile = kinds.pop()
-    return f"{EXPERIMENT}-{corpus}-{profile}"
+def record_folder(config: LMRunConfig) -> str:
+    """The experiment of the run's record, `fixed-classifier-lm-<corpus>-<profile>`: its folder
+    under `results/` (`lm_sweep.experiment_name` checks that a grid has one)."""
+    return f"{EXPERIMENT}-{config.corpus}-{config.profile}"
 
 
 def checkpoint_path(config: LMRunConfig) -> Path:
     """Beside the run's record: `<hash>.checkpoint.pt`."""
-    record = records.record_path(experiment_name([config]), config)
-    return record.with_name(record.stem + ".checkpoint.pt")
+    return checkpoints.beside(records.record_path(record_folder(config), config))
 
 
 def _json_number(value: float) -> float | None:
@@ -236,7 +230,7 @@ def run(config: LMRunConfig) -> dict[str, Any]:
     diverged = result.diverged or not math.isfinite(test_loss)
     record = {
         "config": records.config_dict(config),
-        "experiment": experiment_name([config]),
+        "experiment": record_folder(config),
         "history": history,
         "diverged": diverged,
         "initial_valid_perplexity": _json_number(perplexity(result.initial_valid_loss)),
@@ -252,11 +246,8 @@ def run(config: LMRunConfig) -> dict[str, Any]:
         "parameters": parameter_breakdown(model),
         "wall_time_s": round(time.perf_counter() - started, 3),  # of the last process only
         "resumed_after_epoch": trainer.resumed_epochs,
-        "torch_threads": torch.get_num_threads(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "git_commit": records.git_commit(),
+        **provenance.record_provenance(EXPERIMENT, torch.cuda.get_device_name(device)
+                                       if device.type == "cuda" else device.type),
     }
     return json.loads(json.dumps(record, allow_nan=False))  # as read back from its file
 
@@ -266,48 +257,3 @@ def run_group(configs: Sequence[LMRunConfig], threads: int | None = None) -> lis
     if threads is not None:
         torch.set_num_threads(threads)
     return [run(config) for config in configs]
-
-
-def run_configs(grid: Sequence[LMRunConfig], n_jobs: int = 1, threads_per_run: int | None = None,
-                backend: str = "loky", progress: bool = True) -> list[dict[str, Any]]:
-    """Run (or read back) every config of `grid`; see `records.run_sweep`."""
-    run_threads = functools.partial(run_group, threads=threads_per_run)
-    return records.run_sweep(list(grid), run_threads, experiment_name(grid), n_jobs=n_jobs,
-                             backend=backend, progress=progress)
-
-
-def recorded(grid: Sequence[LMRunConfig]) -> list[dict[str, Any]]:
-    """The records of the configs of `grid` that have run, in grid order; trains nothing."""
-    return records.recorded(experiment_name(grid), grid)
-
-
-def variant_configs(profile: str, variants: Sequence[str] = VARIANTS, seed: int = 0,
-                    **overrides: Any) -> list[LMRunConfig]:
-    """One config per output variant (the notebook's grid)."""
-    return [make_config(variant, profile, seed, **overrides) for variant in variants]
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train the WikiText-2 LSTM language models of "
-                                     "'Fix your classifier' and write their records.")
-    parser.add_argument("--profile", default="paper", choices=("smoke", "quick", "paper"))
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--corpus", default=None, choices=CORPORA,
-                        help="default: the profile's (synthetic for smoke/quick)")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--n-jobs", type=int, default=1)
-    parser.add_argument("--threads-per-run", type=int, default=None)
-    args = parser.parse_args(argv)
-    overrides = {k: v for k, v in (("corpus", args.corpus), ("epochs", args.epochs))
-                 if v is not None}
-    grid = variant_configs(args.profile, args.variants, args.seed, device=args.device,
-                           **overrides)
-    for record in run_configs(grid, args.n_jobs, args.threads_per_run):
-        print(f"{record['config']['variant']:9s} test perplexity {record['test_perplexity']} "
-              f"({record['wall_time_s']:.0f} s, {record['device']})")
-
-
-if __name__ == "__main__":
-    main()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch
 from torch import Tensor
 
 from companion.data.wikitext import batchify, bptt_windows
+from companion.fixed_classifier import checkpoints
 from companion.fixed_classifier.language_model import LSTMLanguageModel, token_losses
 
 
@@ -180,24 +180,13 @@ class LMTrainer:
             "best_epoch": self.result.best_epoch, "learning_rate": self.learning_rate,
             "best_loss": self.best_loss,
         }
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.checkpoint.with_name(self.checkpoint.name + ".partial")
-        torch.save(state, partial)
-        os.replace(partial, self.checkpoint)  # a kill mid-write leaves the old checkpoint
+        checkpoints.save(state, self.checkpoint)
 
     def load_checkpoint(self) -> int:
         """Restore `self.checkpoint` if it exists; the number of complete epochs it holds."""
-        if self.checkpoint is None or not self.checkpoint.exists():
+        state = checkpoints.load(self.checkpoint, self.device, dataclasses.asdict(self.settings))
+        if state is None:
             return 0
-        try:
-            state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
-            settings = state["settings"]
-        except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
-            raise RuntimeError(f"cannot read the checkpoint {self.checkpoint} ({error}); delete "
-                               "it to train this run from the start") from error
-        if settings != dataclasses.asdict(self.settings):
-            raise RuntimeError(f"the checkpoint {self.checkpoint} belongs to other settings "
-                               f"({settings}); delete it to train from the start")
         self.model.load_state_dict(state["model"])
         self.best_state = state["best_model"]
         self.optimizer.load_state_dict(state["optimizer"])

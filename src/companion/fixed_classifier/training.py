@@ -22,13 +22,14 @@ The GPU fast path (`devices`): images stay on the device and are augmented there
 steps run under bf16 autocast; `compile=True` trains through `torch.compile`. Nothing waits for
 the device inside an epoch except at log points (every `log_interval` steps): the loss's
 finiteness is accumulated on the device and checked there and at the end of the epoch.
+
+Kept whole (over 300 lines): one training loop and the settings it reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from companion.fixed_classifier import checkpoints
 from companion.fixed_classifier.augment import normalize, random_crop_flip, to_channels_first
 from companion.fixed_classifier.devices import autocast, maybe_compile
 from companion.fixed_classifier.layers import find_classifier
@@ -256,26 +258,13 @@ class Trainer:
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "generator": self.generator.get_state(),
                  "history": self.result.history, "steps": self.result.steps}
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.checkpoint.with_name(self.checkpoint.name + ".partial")
-        torch.save(state, partial)
-        os.replace(partial, self.checkpoint)  # a kill mid-write leaves the old checkpoint
+        checkpoints.save(state, self.checkpoint)
 
     def load_checkpoint(self) -> int:
         """Restore the state of `self.checkpoint` if it exists; the number of epochs it holds."""
-        if self.checkpoint is None or not self.checkpoint.exists():
+        state = checkpoints.load(self.checkpoint, self.device, dataclasses.asdict(self.settings))
+        if state is None:
             return 0
-        try:
-            # weights_only: a pickle planted in the results directory cannot run code here
-            state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
-        except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
-            raise RuntimeError(f"cannot read the checkpoint {self.checkpoint} ({error}); delete "
-                               "it to train this run from the start") from error
-        if not isinstance(state, dict) or state.get("settings") != dataclasses.asdict(
-                self.settings):
-            raise RuntimeError(f"the checkpoint {self.checkpoint} belongs to other settings "
-                               f"({state.get('settings') if isinstance(state, dict) else state})"
-                               "; delete it to train from the start")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"].cpu())
