@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from companion import scorecard
-from companion.scorecard import Estimate
+from companion import estimates, scorecard
+from companion.estimates import Estimate
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -60,8 +60,8 @@ def test_cifar_row_is_the_committed_run_with_its_binomial_error():
         record = json.loads(path.read_text())
         runs[record["config"]["classifier"]] = record
     learned, fixed = runs["learned"]["test_accuracy"], runs["fixed"]["test_accuracy"]
-    found = scorecard.fixed_classifier_records(RESULTS)
-    estimate = scorecard.fixed_minus_learned_accuracy(found)
+    found = estimates.fixed_classifier_records(RESULTS)
+    estimate = estimates.fixed_minus_learned_accuracy(found)
     se = 100 * math.sqrt(learned * (1 - learned) / 10_000 + fixed * (1 - fixed) / 10_000)
     assert estimate.value == pytest.approx(100 * (fixed - learned))
     assert estimate.high - estimate.low == pytest.approx(2 * 1.96 * se)
@@ -71,9 +71,9 @@ def test_cifar_row_is_the_committed_run_with_its_binomial_error():
 def test_class_lr_rows_use_every_paired_data_set(committed):
     from companion.class_lr import tables
 
-    tests = tables.mcnemar_tests(scorecard.class_lr_records(RESULTS))
+    tests = tables.mcnemar_tests(estimates.class_lr_records(RESULTS))
     selu = tests[tests["activation"] == "selu"]["change"]
-    estimate = scorecard.class_lr_accuracy_change("selu")(scorecard.class_lr_records(RESULTS))
+    estimate = estimates.class_lr_accuracy_change("selu")(estimates.class_lr_records(RESULTS))
     assert estimate.value == pytest.approx(selu.mean())
     assert estimate.low < selu.mean() < estimate.high
     assert f"{len(selu)} data sets" in estimate.profile

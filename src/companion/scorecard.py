@@ -6,9 +6,10 @@ rule written next to the claim below. The rows read only the paper-profile recor
 `results/` (the committed ones), so `figures/scorecard.md` and the README block are the same
 on every machine until someone adds records.
 
-The numbers of a row come from its `estimate` function, `(results directory) -> Estimate |
-None` (None: no records, verdict "not run here"). Swap one with `scorecard(estimators={key:
-function})`, e.g. richer class-lr statistics from another module, without touching the rules.
+The numbers of a row come from its `estimate` function (`companion.estimates`), `(records)
+-> Estimate | None` (None: no records, verdict "not run here"). Swap one with
+`scorecard(estimators={key: function})`, e.g. richer class-lr statistics from another module,
+without touching the rules.
 
 Command line (what `make` runs): `python -m companion.scorecard` writes `figures/scorecard.md`
 and prints it; `--readme README.md` also refreshes the README block between the markers.
@@ -17,21 +18,31 @@ and prints it; `--readme README.md` also refreshes the README block between the 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from companion import records
 from companion.data.sources import REPO_ROOT
+from companion.estimates import (
+    Estimate,
+    alpha_log_growth,
+    class_lr_accuracy_change,
+    class_lr_records,
+    fixed_classifier_records,
+    fixed_minus_learned_accuracy,
+    fixed_scale_gap,
+    larger_datasets_gap,
+    larger_datasets_records,
+    no_records,
+    parameter_savings,
+    specialisation_change,
+    training_error_gap,
+)
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN = (
     "reproduced", "not reproduced", "inconclusive", "not run here")
@@ -40,19 +51,6 @@ README_END = "<!-- scorecard: end -->"
 EQUIVALENCE_POINTS = 1.0  # "matches": the 95% interval of the difference lies within +-1 point
 LITTLE_CHANGE_POINTS = 2.0  # "little difference" in Table 3: interval within +-2 points
 LOG_FIT_R2 = 0.9  # "grows logarithmically": straight line against ln(step), R^2 at least this
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """Our number for a claim: value, 95% interval (None: exact), and where it comes from."""
-
-    value: float
-    low: float | None
-    high: float | None
-    text: str  # the value as the table shows it, interval included
-    profile: str  # profile, network/budget, data sets, seeds
-    method: str  # how the interval was computed
-    details: Mapping[str, float] = field(default_factory=dict)  # extra numbers a rule uses
 
 
 @dataclass(frozen=True)
@@ -68,79 +66,7 @@ class Claim:
     verdict: Callable[[Estimate], str]
 
 
-# ---------------------------------------------------------------- class-lr (Tables 2 and 3)
-
-CLASS_LR_EXPERIMENT = "class-lr-uci-paper"
-
-
-def _paper_profile_configs(names: list[str]) -> list[Any]:
-    """The default paper-protocol configs of `names` (whatever $COMPANION_PROFILE forces)."""
-    from companion.class_lr import sweep
-    from companion.class_lr.registry import ACTIVATIONS, METHODS
-
-    with mock.patch.dict(os.environ, {"COMPANION_PROFILE": ""}):
-        return sweep.configs(names, ACTIVATIONS, METHODS, [0], "paper")
-
-
-def class_lr_records(results: Path) -> list[dict[str, Any]]:
-    """Committed paper-profile class-lr records of the default protocol, seed 0."""
-    from companion.class_lr.registry import datasets
-
-    folder = results / CLASS_LR_EXPERIMENT
-    paths = [folder / f"{records.config_hash(c)}.json"
-             for c in _paper_profile_configs(datasets())]
-    return [json.loads(p.read_text()) for p in paths if p.is_file()]
-
-
-def bootstrap_mean(values: np.ndarray) -> tuple[float, float]:
-    """95% BCa bootstrap interval of the mean (scipy.stats.bootstrap, seeded)."""
-    result = stats.bootstrap((values,), np.mean, confidence_level=0.95, n_resamples=9999,
-                             rng=np.random.default_rng(0))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def _profile(found: list[dict[str, Any]]) -> str:
-    return "/".join(sorted({r["config"]["profile"] for r in found}))
-
-
-def _mean_change(values: np.ndarray, what: str, profile: str, units: str = "data sets"
-                 ) -> Estimate | None:
-    if len(values) < 3:
-        return None
-    low, high = bootstrap_mean(values) if np.ptp(values) > 0 else (values[0], values[0])
-    mean = float(values.mean())
-    return Estimate(mean, low, high, f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]",
-                    f"{profile}, {len(values)} {units}, 1 seed",
-                    f"mean {what} over data sets, 95% bootstrap interval over data sets")
-
-
-def class_lr_accuracy_change(activation: str
-                             ) -> Callable[[list[dict[str, Any]]], Estimate | None]:
-    """Mean test-accuracy change (points) from class-lr over data sets, one activation."""
-    def estimate(found: list[dict[str, Any]]) -> Estimate | None:
-        from companion.class_lr import tables
-
-        tests = tables.mcnemar_tests(found)
-        if tests.empty:
-            return None
-        rows = tests[tests["activation"] == activation]
-        return _mean_change(rows["change"].to_numpy(float), "class-lr - baseline",
-                            _profile(found))
-    return estimate
-
-
-def specialisation_change(found: list[dict[str, Any]]) -> Estimate | None:
-    """Mean change of the % of class-specialised neurons from class-lr, over data sets and
-    activations (Table 3)."""
-    from companion.class_lr import tables
-
-    frame = tables.build(found, table=3)
-    changes = [frame[(tables.column_name(a, "class_lr"), "ours")]
-               - frame[(tables.column_name(a, "baseline"), "ours")]
-               for a in ("selu", "relu", "tanh")]
-    return _mean_change(pd.concat(changes).dropna().to_numpy(float), "change",
-                        _profile(found), "data set x activation pairs")
-
+# ---------------------------------------------------------------- the papers' numbers
 
 def _paper_class_lr_change(table: int, activations: tuple[str, ...]) -> float:
     from companion.class_lr.registry import datasets, paper_value
@@ -152,6 +78,8 @@ def _paper_class_lr_change(table: int, activations: tuple[str, ...]) -> float:
     return float(np.mean(changes))
 
 
+# ---------------------------------------------------------------- verdict rules
+
 def within_verdict(margin: float) -> Callable[[Estimate], str]:
     def verdict(estimate: Estimate) -> str:
         if -margin <= estimate.low and estimate.high <= margin:
@@ -162,110 +90,12 @@ def within_verdict(margin: float) -> Callable[[Estimate], str]:
     return verdict
 
 
-# ---------------------------------------------------------------- fixed classifier (CIFAR-10)
-
-FIXED_EXPERIMENT = "fixed-classifier-cifar10-paper"
-
-
-def fixed_classifier_records(results: Path) -> list[dict[str, Any]]:
-    """Finished paper-profile CIFAR-10 records (any network and epochs), seed 0."""
-    folder = results / FIXED_EXPERIMENT
-    found = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    return [r for r in found if not r["diverged"] and r["config"]["seed"] == 0]
-
-
-def _budget(record: dict[str, Any]) -> tuple[str, int]:
-    return record["config"]["network"], record["config"]["epochs"]
-
-
-def _preferred(found: list[dict[str, Any]], needed: Callable[[list[dict]], bool]
-               ) -> list[dict[str, Any]]:
-    """The records of one budget (network, epochs) that satisfies `needed`: the paper's
-    ResNet-56 at 164 epochs first, else the most epochs."""
-    budgets = sorted({_budget(r) for r in found},
-                     key=lambda b: (b == ("resnet56", 164), b[1]), reverse=True)
-    for budget in budgets:
-        group = [r for r in found if _budget(r) == budget]
-        if needed(group):
-            return group
-    return []
-
-
-def _describe(record: dict[str, Any]) -> str:
-    network, epochs = _budget(record)
-    return (f"{record['config']['profile']}: {network}, {record['n_train']:,} training images, "
-            f"{epochs} epochs, 1 seed")
-
-
-def binomial_se(accuracy: float, n: int) -> float:
-    """Standard error of an accuracy measured on n independent test images."""
-    return math.sqrt(accuracy * (1 - accuracy) / n)
-
-
-def _by_kind(group: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {r["config"]["classifier"]: r for r in group if r["config"].get("scale") is None}
-
-
-def fixed_minus_learned_accuracy(found: list[dict[str, Any]]) -> Estimate | None:
-    """Test accuracy, fixed - learned orthonormal classifier (points), one run each."""
-    group = _preferred(found,
-                       lambda g: {"learned", "fixed"} <= set(_by_kind(g)))
-    if not group:
-        return None
-    runs = _by_kind(group)
-    learned, fixed = runs["learned"], runs["fixed"]
-    difference = 100 * (fixed["test_accuracy"] - learned["test_accuracy"])
-    se = 100 * math.hypot(binomial_se(fixed["test_accuracy"], fixed["n_test"]),
-                          binomial_se(learned["test_accuracy"], learned["n_test"]))
-    low, high = difference - 1.96 * se, difference + 1.96 * se
-    return Estimate(difference, low, high,
-                    f"{difference:+.2f} [{low:+.2f}, {high:+.2f}] "
-                    f"({100 * learned['test_accuracy']:.2f}% vs "
-                    f"{100 * fixed['test_accuracy']:.2f}%)",
-                    _describe(learned),
-                    f"binomial standard error on {learned['n_test']:,} test images per run")
-
-
-def training_error_gap(found: list[dict[str, Any]]) -> Estimate | None:
-    """Final training error, fixed - learned classifier (points), one run each."""
-    group = _preferred(found,
-                       lambda g: {"learned", "fixed"} <= set(_by_kind(g)))
-    if not group:
-        return None
-    runs = _by_kind(group)
-    errors = {k: runs[k]["history"]["train_error"][-1] for k in ("learned", "fixed")}
-    gap = 100 * (errors["fixed"] - errors["learned"])
-    se = 100 * math.hypot(*(binomial_se(e, runs[k]["n_train"]) for k, e in errors.items()))
-    low, high = gap - 1.96 * se, gap + 1.96 * se
-    return Estimate(gap, low, high, f"{gap:+.2f} [{low:+.2f}, {high:+.2f}]",
-                    _describe(runs["learned"]),
-                    f"binomial standard error on {runs['learned']['n_train']:,} training images")
-
-
 def positive_verdict(estimate: Estimate) -> str:
     if estimate.low > 0:
         return REPRODUCED
     if estimate.high < 0:
         return NOT_REPRODUCED
     return INCONCLUSIVE
-
-
-def alpha_log_growth(found: list[dict[str, Any]]) -> Estimate | None:
-    """Growth of the learned alpha per e-fold of steps before the first lr drop, and the R^2
-    of that straight line against ln(step)."""
-    from companion.fixed_classifier.figures import log_fit
-
-    group = _preferred(found, lambda g: "fixed" in _by_kind(g))
-    if not group:
-        return None
-    record = _by_kind(group)["fixed"]
-    fit = log_fit(record, "alpha")
-    low, high = fit.slope - 1.96 * fit.stderr, fit.slope + 1.96 * fit.stderr
-    return Estimate(fit.slope, low, high,
-                    f"{fit.slope:+.3f} per e-fold of steps (R^2 = {fit.rvalue ** 2:.3f}); alpha "
-                    f"{record['steps']['alpha'][0]:g} -> {record['history']['alpha'][-1]:.2f}",
-                    _describe(record), f"least squares on {fit.n} logged steps",
-                    {"r_squared": fit.rvalue ** 2})
 
 
 def log_growth_verdict(estimate: Estimate) -> str:
@@ -276,60 +106,8 @@ def log_growth_verdict(estimate: Estimate) -> str:
     return INCONCLUSIVE
 
 
-def fixed_scale_gap(found: list[dict[str, Any]]) -> Estimate | None:
-    """Largest validation-accuracy loss of alpha fixed at 1 or 10 against a learned alpha."""
-    def complete(group: list[dict]) -> bool:
-        scales = {r["config"].get("scale") for r in group if r["config"]["classifier"] == "fixed"}
-        return {1.0, 10.0, None} <= scales
-
-    group = _preferred(found, complete)
-    if not group:
-        return None
-    runs = {r["config"].get("scale"): r for r in group if r["config"]["classifier"] == "fixed"}
-    learned = runs[None]
-    gaps = {s: 100 * (runs[s]["test_accuracy"] - learned["test_accuracy"]) for s in (1.0, 10.0)}
-    worst = min(gaps, key=gaps.get)
-    se = 100 * math.hypot(binomial_se(runs[worst]["test_accuracy"], learned["n_test"]),
-                          binomial_se(learned["test_accuracy"], learned["n_test"]))
-    value = gaps[worst]
-    return Estimate(value, value - 1.96 * se, value + 1.96 * se,
-                    f"alpha=1: {gaps[1.0]:+.2f}, alpha=10: {gaps[10.0]:+.2f} (+-{1.96 * se:.2f})",
-                    _describe(learned), "binomial standard error, worse of the two")
-
-
-def parameter_savings(found: list[dict[str, Any]]) -> Estimate | None:
-    """Networks whose fixed-classifier count (learned - N*C) is within 1 of the paper's."""
-    from companion.fixed_classifier.tables import parameter_table
-
-    table = parameter_table()
-    off = (table["fixed, learned - N*C (ours)"] - table["fixed, learned - N*C (paper)"]).abs()
-    matching = int((off <= 1).sum())
-    shares = table["classifier share (ours)"]
-    return Estimate(matching, None, None,
-                    f"{matching} of {len(table)} counts within 1 (exact: {int((off == 0).sum())}); "
-                    f"N*C is {shares.iloc[0]} to {shares.iloc[-1]} of the model",
-                    "counts (no training)", "exact counts")
-
-
 def exact_verdict(estimate: Estimate) -> str:
     return REPRODUCED if estimate.value == 5 else NOT_REPRODUCED
-
-
-def no_records(results: Path) -> list[dict[str, Any]]:
-    """For claims that need no records (parameter counts)."""
-    return []
-
-
-def larger_datasets_records(results: Path) -> list[dict[str, Any]]:
-    """Paper-profile CIFAR-100 and ImageNet records (none committed: the data are not local)."""
-    return [json.loads(p.read_text()) for name in ("cifar100", "imagenet")
-            for p in sorted((results / f"fixed-classifier-{name}-paper").glob("*.json"))]
-
-
-def larger_datasets_gap(found: list[dict[str, Any]]) -> Estimate | None:
-    """Fixed - learned test accuracy on CIFAR-100/ImageNet: the CIFAR-10 estimate per data set
-    (only when records exist)."""
-    return fixed_minus_learned_accuracy(found) if found else None
 
 
 CLAIMS: tuple[Claim, ...] = (
