@@ -4,6 +4,8 @@ Every function reads the committed paper-profile records under `<repo>/results/`
 nothing; the study's records are part of the repository, so this works in any checkout and
 under any `COMPANION_RESULTS_DIR`) and returns a DataFrame; accuracies are in %, gaps in
 percentage points. "Paper" is the published Table 2 value.
+
+Kept whole (over 300 lines): one function per section of the findings notebook, in its order.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ with D_c, A_c the rows of class c: per class two matmuls over n_c rows, together
 two ordinary weight gradients. No per-sample weight tensors, no k backward passes.
 `ReferenceClassLR` computes the same step the obvious way (a backward pass per class and per
 sample) as the test oracle.
+
+Kept whole (over 300 lines): the fast optimizer and its reference stay side by side, the
+reference being the check of the fast one.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ validation set. `split="kfold"` uses fold `fold` of `conxuntos_kfold.dat` instea
 
 Every file is verified against `uci_sha256.txt` (the sha256 of our reference copy) and each set
 is parsed once into `data/uci/<name>.npz`.
+
+Kept whole (over 300 lines): one data format, from its files to the splits of the protocol.
 """
 
 from __future__ import annotations
