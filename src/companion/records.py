@@ -46,7 +46,7 @@ QUARANTINE = "quarantine"
 LOCKS = ".locks"
 # Modules that only present, check or schedule runs: editing them changes no run's numbers,
 # so they are left out of `code_fingerprint`.
-NOT_RUN_CODE = frozenset({"tables.py", "figures.py", "plotting.py", "sweep.py", "verify.py",
+NOT_RUN_CODE = frozenset({"tables.py", "figures.py", "outputs.py", "sweep.py", "verify.py",
                           "records.py", "validation.py", "capture.py", "__main__.py"})
 SUBPACKAGES = {"class-lr": "class_lr", "fixed-classifier": "fixed_classifier"}
 
