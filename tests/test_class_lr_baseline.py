@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from companion import records, scheduling
+from companion import outputs, records, scheduling
 from companion.class_lr import experiment, registry, sweep, tables
 from companion.class_lr.models import SelfNormalizingMLP, hidden_widths
 
@@ -125,5 +125,5 @@ def test_table_from_records_puts_ours_beside_paper(uci_dir):
     assert np.isnan(row[("ReLU", "ours")])
     assert table.loc["Connect_4", ("", "status")] == "no data file in our copy"
     assert table.loc["Letter", ("", "status")] == "no runs at this profile"
-    markdown = tables.to_markdown(table)
+    markdown = outputs.to_markdown(table)
     assert markdown.count("\n") == 47 and "| Car |" in markdown

@@ -21,9 +21,9 @@ from companion.data.sources import REPO_ROOT
 
 # Modules that only present, check or schedule runs: editing them changes no run's numbers,
 # so they are left out of `code_fingerprint`.
-NOT_RUN_CODE = frozenset({"tables.py", "figures.py", "plotting.py", "sweep.py", "verify.py",
-                          "records.py", "provenance.py", "scheduling.py", "validation.py",
-                          "capture.py", "__main__.py"})
+NOT_RUN_CODE = frozenset({"tables.py", "figures.py", "outputs.py", "sweep.py", "verify.py",
+                          "lm_sweep.py", "records.py", "provenance.py", "scheduling.py",
+                          "validation.py", "capture.py", "__main__.py"})
 SUBPACKAGES = {"class-lr": "class_lr", "fixed-classifier": "fixed_classifier"}
 PACKAGE = Path(__file__).resolve().parent
 

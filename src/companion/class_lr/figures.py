@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from companion.class_lr.tables import ACTIVATION_LABELS
-from companion.plotting import label_outliers
+from companion.outputs import label_outliers
 
 
 def change_vs_paper(tests: pd.DataFrame, title: str = "", outliers: int = 3) -> plt.Figure:

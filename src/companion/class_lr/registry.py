@@ -1,26 +1,28 @@
 """The paper's 45 UCI data sets: Table 1 architectures and the published Tables 2 and 3.
 
-`paper_uci.csv` holds one row per data set of the paper: its name in the paper, the folder
-name in the Fernandez-Delgado archive, the architecture of Table 1 and the published numbers
-of Table 2 (test accuracy, %) and Table 3 (mean % of class-specialised neurons).
+`paper.json` (the paper's published numbers, written down once) holds one row per data set:
+its name in the paper, the folder name in the Fernandez-Delgado archive, the architecture of
+Table 1 and the published numbers of Table 2 (test accuracy, %) and Table 3 (mean % of
+class-specialised neurons); and the better/worse/equal counts of the paper's section 4.
 
 Table 1 prints some dropout entries garbled ("C", "(", "Ċ"); they are the 0 of Klambauer et
 al.'s tables, the only other value in the column being 0.05. Two rows differ from Klambauer et
-al.'s tables (wine-quality-red: dropout 0.05 here, 0 there; yeast: 32 layers here, 3 there):
-we follow the paper.
+al.'s tables (wine-quality-red: dropout 0.05 here, 0 there; yeast: 32 layers here, 3 there).
+The protocol study ran both: yeast defaults to 3 layers (`ERRATA`, the evidence is in the
+findings notebook); wine-quality-red keeps the printed value (inconclusive).
 """
 
 from __future__ import annotations
 
-import csv
+import json
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-PAPER_CSV = Path(__file__).with_name("paper_uci.csv")
-# The paper's own summary counts (section 4 text): better / worse / equal per activation and,
-# for SELU only, McNemar p < 0.05 in each direction. The one place they are written down.
-PAPER_COUNTS_CSV = Path(__file__).with_name("paper_counts.csv")
+# The paper's published numbers (Tables 1-3 and the section 4 counts): the one place they are
+# written down, read by this module, the tests and the notebooks.
+PAPER_VALUES = Path(__file__).with_name("paper.json")
 ACTIVATIONS = ("selu", "relu", "tanh")
 METHODS = ("baseline", "class_lr")
 
@@ -42,9 +44,13 @@ class Architecture:
 
 
 @cache
-def _rows() -> tuple[dict[str, str], ...]:
-    with open(PAPER_CSV, newline="") as handle:
-        return tuple(csv.DictReader(handle))
+def paper_values() -> dict[str, Any]:
+    """The parsed `paper.json`: {"datasets": [one dict per data set], "summary_counts": [...]}."""
+    return json.loads(PAPER_VALUES.read_text())
+
+
+def _rows() -> list[dict[str, Any]]:
+    return paper_values()["datasets"]
 
 
 @cache
@@ -115,15 +121,12 @@ def paper_value(table: int, dataset: str, activation: str, method: str) -> float
         raise ValueError(f"no column table {table}, {activation}, {method}")
     suffix = "" if method == "baseline" else "_class_lr"
     row = next(r for r in _rows() if r["dataset"] == architecture(dataset).dataset)
-    text = row[f"table{table}_{activation}{suffix}"]
-    return float(text) if text else None
+    value = row[f"table{table}_{activation}{suffix}"]
+    return None if value is None else float(value)
 
 
 def paper_counts() -> dict[str, dict[str, int | None]]:
     """{activation: {'data sets', 'better', 'worse', 'equal', 'significantly better',
     'significantly worse'}} as the paper's text states them; None where it gives no count."""
-    with open(PAPER_COUNTS_CSV, newline="") as handle:
-        return {
-            row.pop("activation"): {k: int(v) if v else None for k, v in row.items()}
-            for row in csv.DictReader(handle)
-        }
+    return {row["activation"]: {k: v for k, v in row.items() if k != "activation"}
+            for row in paper_values()["summary_counts"]}

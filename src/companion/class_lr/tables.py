@@ -12,7 +12,6 @@ earlier cutoff: the paper's "cross-validation" of the cutoff.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -228,30 +227,3 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index("column")
-
-
-def to_markdown(frame: pd.DataFrame, digits: int = 2) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency); blanks for missing values."""
-    columns = [" ".join(str(p) for p in c if p) if isinstance(c, tuple) else str(c)
-               for c in frame.columns]
-    header = [frame.index.name or ""] + columns
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for index, values in frame.iterrows():
-        cells = [str(index)]
-        for value in values:
-            if isinstance(value, float | np.floating):
-                cells.append("" if np.isnan(value) else f"{value:,.{digits}f}")
-            elif isinstance(value, int | np.integer):
-                cells.append(f"{value:,}")  # thousands separators (parameter counts)
-            else:
-                cells.append("" if value is None else str(value))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def save(frame: pd.DataFrame, stem: str, directory: str | Path) -> None:
-    """Write `<stem>.csv` and `<stem>.md` under `directory` (created if needed)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(directory / f"{stem}.csv")
-    (directory / f"{stem}.md").write_text(to_markdown(frame))

@@ -1,7 +1,8 @@
 """Table 1 of "Fix your classifier": parameter counts (ours vs the paper's) and top-1 accuracy.
 
 The paper's Table 1 (as in the authors' slides; `fix_your_classifier_table1.csv` of the
-project's papers folder) is copied into `PAPER_TABLE1`. Two fixed-model counts exist:
+project's papers folder) is written down once, in `paper.json`, read into `PAPER_TABLE1`.
+Two fixed-model counts exist:
 
 - the paper's README quotes learned - N*C (855,130 for ResNet-56): the N x C matrix removed,
   nothing added;
@@ -12,15 +13,16 @@ project's papers folder) is copied into `PAPER_TABLE1`. Two fixed-model counts e
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from companion import provenance, records
-from companion.class_lr.tables import save  # noqa: F401  (CSV + Markdown, shared helper)
 from companion.fixed_classifier.experiment import EXPERIMENT
 from companion.fixed_classifier.layers import classifier_features
 from companion.fixed_classifier.networks import build, count_parameters
@@ -39,18 +41,15 @@ class PaperRow:
     num_classes: int
     learned_top1: float
     fixed_top1: float
+    classifier_features: int
     params_learned: int
     classifier_share: str
 
 
-PAPER_TABLE1 = (
-    PaperRow("ResNet56", "resnet56", "CIFAR-10", 10, 93.03, 93.14, 855_770, "0.07%"),
-    PaperRow("DenseNet-BC(k=12)", "densenet_bc_100_12", "CIFAR-100", 100, 77.73, 77.67,
-             800_032, "4.2%"),
-    PaperRow("ResNet50", "resnet50", "ImageNet", 1000, 75.3, 75.3, 25_557_032, "8.01%"),
-    PaperRow("DenseNet169", "densenet169", "ImageNet", 1000, 76.2, 76.0, 14_149_480, "11.76%"),
-    PaperRow("ShuffleNet", "shufflenet", "ImageNet", 1000, 65.9, 65.4, 1_826_555, "52.56%"),
-)
+PAPER_VALUES = Path(__file__).with_name("paper.json")
+"""The paper's published numbers: the one place they are written down."""
+
+PAPER_TABLE1 = tuple(PaperRow(**row) for row in json.loads(PAPER_VALUES.read_text())["table1"])
 """The paper's Table 1: top-1 accuracy (%) with a learned and a fixed classifier."""
 
 DATASET_KEYS = {"CIFAR-10": "cifar10", "CIFAR-100": "cifar100", "ImageNet": "imagenet"}

@@ -1,4 +1,5 @@
-"""Shared plotting helpers and the `figures/` output directory."""
+"""Shared output helpers of both papers: the output directory, tables saved as CSV and
+Markdown, and the ours-against-paper scatter plot."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from companion.data.sources import REPO_ROOT
@@ -54,3 +56,30 @@ def ours_vs_paper(frame: pd.DataFrame, labels: list[str], quantity: str, title: 
         figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def to_markdown(frame: pd.DataFrame, digits: int = 2) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency); blanks for missing values."""
+    columns = [" ".join(str(p) for p in c if p) if isinstance(c, tuple) else str(c)
+               for c in frame.columns]
+    header = [frame.index.name or ""] + columns
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, values in frame.iterrows():
+        cells = [str(index)]
+        for value in values:
+            if isinstance(value, float | np.floating):
+                cells.append("" if np.isnan(value) else f"{value:,.{digits}f}")
+            elif isinstance(value, int | np.integer):
+                cells.append(f"{value:,}")  # thousands separators (parameter counts)
+            else:
+                cells.append("" if value is None else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def save(frame: pd.DataFrame, stem: str, directory: str | Path) -> None:
+    """Write `<stem>.csv` and `<stem>.md` under `directory` (created if needed)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(directory / f"{stem}.csv")
+    (directory / f"{stem}.md").write_text(to_markdown(frame))
