@@ -150,6 +150,12 @@ def training_teraflops(
     return 6 * weights * rows * config.epochs / 1e12
 
 
+def record_folder(config: UCIRunConfig) -> str:
+    """The folder of the run's record under `results/`, `class-lr-uci-<profile>` (only `paper`
+    ones are committed; `sweep.experiment_name` checks that a grid has one)."""
+    return f"{EXPERIMENT}-{config.profile}"
+
+
 def make_record(training: Training, config: UCIRunConfig, started: float, **extra: Any
                 ) -> dict[str, Any]:
     """The record of `config` from the state `training` reached (`extra`: more fields)."""

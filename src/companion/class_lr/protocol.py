@@ -174,7 +174,7 @@ def assemble(config: experiment.UCIRunConfig) -> dict[str, Any] | None:
         config.alpha_retries)
     attempts: list[dict[str, Any]] = []
     for rung in ladder(config)[: retries + 1]:
-        found = records.recorded(experiment.EXPERIMENT + "-" + config.profile, [rung])
+        found = records.recorded(experiment.record_folder(config), [rung])
         if not found:
             return None
         record = {k: v for k, v in found[0].items() if k != records.DIGEST_FIELD}

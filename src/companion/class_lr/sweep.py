@@ -143,7 +143,7 @@ def experiment_name(grid: list[experiment.UCIRunConfig]) -> str:
     profiles = {c.profile for c in grid}
     if len(profiles) != 1:
         raise ValueError(f"a sweep runs one profile at a time, got {sorted(profiles)}")
-    return f"{experiment.EXPERIMENT}-{profiles.pop()}"
+    return experiment.record_folder(grid[0])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

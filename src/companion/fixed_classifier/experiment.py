@@ -55,11 +55,7 @@ from companion.fixed_classifier.devices import AUTO, autocast_name, describe, re
 from companion.fixed_classifier.layers import classifier_features, replace_classifier
 from companion.fixed_classifier.networks import NETWORKS, build, count_parameters
 from companion.fixed_classifier.resnet import cifar_resnet
-from companion.fixed_classifier.training import (
-    Trainer,
-    TrainingSettings,
-    balanced_subset,
-)
+from companion.fixed_classifier.training import Trainer, balanced_subset, training_settings
 from companion.profiles import resolve_profile
 
 EXPERIMENT = "fixed-classifier"
@@ -180,15 +176,6 @@ def build_model(config: CIFARRunConfig, num_classes: int) -> nn.Module:
     if config.classifier != "learned":
         replace_classifier(model, config.classifier, **options)
     return model
-
-
-def training_settings(config: CIFARRunConfig) -> TrainingSettings:
-    return TrainingSettings(
-        epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
-        lr_milestones=config.lr_milestones, lr_decay=config.lr_decay, momentum=config.momentum,
-        weight_decay=config.weight_decay, decay_scale_and_bias=config.decay_scale_and_bias,
-        log_interval=config.log_interval, seed=config.seed,
-        weight_decay_stop=config.weight_decay_stop)
 
 
 def _finite(value: Any) -> tuple[Any, bool]:

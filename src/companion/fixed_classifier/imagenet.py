@@ -50,7 +50,7 @@ from companion.fixed_classifier.experiment import CLASSIFIERS, EXPERIMENT, _fini
 from companion.fixed_classifier.layers import classifier_features
 from companion.fixed_classifier.networks import NETWORKS as REGISTRY
 from companion.fixed_classifier.networks import build, count_parameters
-from companion.fixed_classifier.training import TrainingSettings, balanced_subset
+from companion.fixed_classifier.training import balanced_subset, training_settings
 from companion.profiles import resolve_profile
 
 NETWORKS = ("resnet50", "densenet169", "shufflenet")  # the paper's ImageNet networks
@@ -127,15 +127,6 @@ def checkpoint_path(config: ImageNetRunConfig) -> Path:
     return checkpoints.beside(record_path(config))
 
 
-def settings_of(config: ImageNetRunConfig) -> TrainingSettings:
-    return TrainingSettings(
-        epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
-        lr_milestones=config.lr_milestones, lr_decay=config.lr_decay, momentum=config.momentum,
-        weight_decay=config.weight_decay, decay_scale_and_bias=config.decay_scale_and_bias,
-        log_interval=config.log_interval, seed=config.seed,
-        weight_decay_stop=config.weight_decay_stop)
-
-
 def _subset(samples: list[tuple[str, int]], size: int | None) -> list[tuple[str, int]]:
     labels = np.array([label for _, label in samples], dtype=np.int64)
     return [samples[i] for i in balanced_subset(labels, size, SUBSET_SEED)]
@@ -193,7 +184,7 @@ def train(config: ImageNetRunConfig, workers: int | None = None, compile: bool =
     model = build_model(config, len(train.classes))
     statistics = (folders.IMAGENET_MEAN, folders.IMAGENET_STD)
     trainer = distributed.DistributedTrainer(
-        model, settings_of(config), train, val, statistics, context, checkpoint_path(config),
+        model, training_settings(config), train, val, statistics, context, checkpoint_path(config),
         workers=default_workers(context) if workers is None else workers, compile=compile)
     history = trainer.fit(after_epoch)
     epochs, bad_epochs = _finite(history.epochs)

@@ -95,6 +95,16 @@ class TrainingSettings:
     weight_decay_stop: int | None = None  # 0-based epoch from which weight decay is 0
 
 
+def training_settings(config: Any) -> TrainingSettings:
+    """The recipe of a CIFAR or ImageNet run config (its fields of the same names)."""
+    return TrainingSettings(
+        epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+        lr_milestones=config.lr_milestones, lr_decay=config.lr_decay, momentum=config.momentum,
+        weight_decay=config.weight_decay, decay_scale_and_bias=config.decay_scale_and_bias,
+        log_interval=config.log_interval, seed=config.seed,
+        weight_decay_stop=config.weight_decay_stop)
+
+
 def weight_decay_at(settings: TrainingSettings, epoch: int, weight_decay: float) -> float:
     """A group's weight decay in 0-based `epoch`: 0 from `weight_decay_stop` on."""
     stop = settings.weight_decay_stop
