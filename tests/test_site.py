@@ -64,3 +64,21 @@ def test_gallery_lists_only_paper_profile_plots(tmp_path):
     text = site.gallery(tmp_path)
     assert "fig2_cifar10_curves_paper.png" in text and "Figure 2" in text
     assert "_quick" not in text and "paper-car" not in text
+
+
+def test_make_passes_each_notebook_only_the_parameters_it_declares(tmp_path, monkeypatch):
+    import papermill
+
+    passed = {}
+
+    def record_parameters(notebook: Path, target: Path, parameters: dict) -> float:
+        passed[notebook] = parameters
+        return 0.0
+
+    monkeypatch.setattr(site, "execute", record_parameters)
+    site.execute_all("smoke", 2, output=tmp_path)
+    assert set(passed) == set(site.notebooks())
+    for notebook, parameters in passed.items():
+        assert set(parameters) <= set(papermill.inspect_notebook(str(notebook)))  # no warning
+        assert parameters["profile"] == "smoke"
+    assert any("n_jobs" in parameters for parameters in passed.values())

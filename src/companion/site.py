@@ -90,12 +90,17 @@ def execute(notebook: Path, target: Path, parameters: dict[str, Any]) -> float:
 
 def execute_all(profile: str, n_jobs: int, root: Path = REPO_ROOT,
                 output: Path = BUILD / "notebooks") -> None:
-    """`make`'s notebooks step: every notebook at `profile` into `build/notebooks/`."""
+    """`make`'s notebooks step: every notebook at `profile` into `build/notebooks/`; `n_jobs`
+    goes to the notebooks that declare it (papermill warns about any other)."""
+    import papermill
+
     for notebook in notebooks(root):
         relative = notebook.relative_to(root)
         print(f"== {relative} ({profile})", flush=True)
+        declared = set(papermill.inspect_notebook(str(notebook)))
+        parameters = {"profile": profile, "n_jobs": n_jobs}
         seconds = execute(notebook, output / relative.relative_to("notebooks"),
-                          {"profile": profile, "n_jobs": n_jobs})
+                          {key: value for key, value in parameters.items() if key in declared})
         print(f"   done in {seconds:.0f} s", flush=True)
 
 
