@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 SHARED_UCI = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Build the class-lr C++ kernel (about 50 s, once per environment) in a background thread
+    while the first tests run; the tests of the fused path wait for it under its file lock."""
+
+    def build() -> None:
+        try:
+            from companion.class_lr.optimizer import fused_kernel
+
+            fused_kernel()
+        except Exception:  # noqa: BLE001 - the fused-path tests report a failed build themselves
+            pass
+
+    threading.Thread(target=build, name="build-fused-kernel", daemon=True).start()
 
 
 @pytest.fixture(autouse=True)
