@@ -31,6 +31,12 @@ def test_transcribed_table2_agrees_with_the_papers_counts(activation: str) -> No
     assert sum(c == 0 for c in changes) == counts["equal"]
 
 
+def test_paper_values_spot_checks() -> None:
+    """Exact: two cells read against the paper's printed tables (one number, one blank)."""
+    assert registry.paper_value(2, "letter", "selu", "baseline") == 96.40
+    assert registry.paper_value(3, "titanic", "tanh", "baseline") is None  # blank in the paper
+
+
 def test_paper_counts_feed_the_tables() -> None:
     assert tables.PAPER_COUNTS.loc["selu", "significantly better"] == \
         registry.paper_counts()["selu"]["significantly better"]
