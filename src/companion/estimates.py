@@ -152,13 +152,17 @@ def _by_kind(group: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["config"]["classifier"]: r for r in group if r["config"].get("scale") is None}
 
 
+def _learned_and_fixed(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
+    """{classifier: record} of the preferred group holding a learned and a fixed run."""
+    group = _preferred(found, lambda g: {"learned", "fixed"} <= set(_by_kind(g)))
+    return _by_kind(group) if group else None
+
+
 def fixed_minus_learned_accuracy(found: list[dict[str, Any]]) -> Estimate | None:
     """Test accuracy, fixed - learned orthonormal classifier (points), one run each."""
-    group = _preferred(found,
-                       lambda g: {"learned", "fixed"} <= set(_by_kind(g)))
-    if not group:
+    runs = _learned_and_fixed(found)
+    if runs is None:
         return None
-    runs = _by_kind(group)
     learned, fixed = runs["learned"], runs["fixed"]
     difference = 100 * (fixed["test_accuracy"] - learned["test_accuracy"])
     se = 100 * math.hypot(binomial_se(fixed["test_accuracy"], fixed["n_test"]),
@@ -174,11 +178,9 @@ def fixed_minus_learned_accuracy(found: list[dict[str, Any]]) -> Estimate | None
 
 def training_error_gap(found: list[dict[str, Any]]) -> Estimate | None:
     """Final training error, fixed - learned classifier (points), one run each."""
-    group = _preferred(found,
-                       lambda g: {"learned", "fixed"} <= set(_by_kind(g)))
-    if not group:
+    runs = _learned_and_fixed(found)
+    if runs is None:
         return None
-    runs = _by_kind(group)
     errors = {k: runs[k]["history"]["train_error"][-1] for k in ("learned", "fixed")}
     gap = 100 * (errors["fixed"] - errors["learned"])
     se = 100 * math.hypot(*(binomial_se(e, runs[k]["n_train"]) for k, e in errors.items()))

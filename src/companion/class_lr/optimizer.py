@@ -70,8 +70,8 @@ def fused_kernel() -> Any:
     # The name hashes the source, torch's version and the environment: an edited kernel or
     # another torch never reuses a build, and two environments (whose torch headers live at
     # different paths, which makes ninja rebuild) do not take turns rebuilding one directory.
-    digest = hashlib.sha256(_FUSED_SOURCE.read_bytes() + torch.__version__.encode()
-                            + sys.prefix.encode())
+    source_code = _FUSED_SOURCE.read_bytes()
+    digest = hashlib.sha256(source_code + torch.__version__.encode() + sys.prefix.encode())
     name = f"companion_class_lr_fused_{digest.hexdigest()[:12]}"
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache" / "torch_extensions"))
     build_directory = root / "companion" / name
@@ -84,8 +84,8 @@ def fused_kernel() -> Any:
         # Built from a copy inside the build directory: ninja rebuilds when a source's path
         # changes, and every clone of the project would otherwise recompile (about a minute).
         source = build_directory / _FUSED_SOURCE.name
-        if not source.exists() or source.read_bytes() != _FUSED_SOURCE.read_bytes():
-            source.write_bytes(_FUSED_SOURCE.read_bytes())
+        if not source.exists() or source.read_bytes() != source_code:
+            source.write_bytes(source_code)
         return load(name=name, sources=[str(source)], build_directory=str(build_directory),
                     extra_cflags=["-O3", "-march=native"], verbose=False)
 
