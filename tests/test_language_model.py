@@ -331,3 +331,17 @@ def test_config_validation():
     assert real.synthetic_vocabulary is None and real.hidden_size == 96
     assert lm_experiment.make_config("tied", "paper").embedding_size == 512
     assert lm_experiment.resolve_device("auto").type in ("cpu", "cuda", "mps")
+
+
+def test_language_model_verdicts_follow_the_paper_direction_and_leave_synthetic_untested():
+    from companion.fixed_classifier import lm_figures
+
+    real = {"learned": 100.0, "fixed": 150.0, "pmi": 149.0}
+    lines = lm_figures.verdict_lines(real, synthetic=False)
+    assert lines[0].startswith("Verdict on 'a fixed orthonormal output layer does worse than a "
+                               "learned one': REPRODUCED: worse (1.50x")
+    # PMI within 5% of the fixed layer: "about the same", not the paper's "much better"
+    assert "': NOT REPRODUCED: about the same" in lines[1]
+    assert all("NOT RUN HERE (synthetic corpus" in line
+               for line in lm_figures.verdict_lines(real, synthetic=True))
+    assert lm_figures.verdict_lines({"learned": 100.0}, synthetic=False) == []

@@ -57,6 +57,13 @@ def test_index_lists_each_executed_notebook_with_its_verdict(tmp_path):
     assert (tmp_path / "site" / "paper" / "x" / "fig9.html").is_file()
 
 
+def test_index_shortens_a_sentence_that_ends_in_a_verdict():
+    assert site.verdict_line("  Verdict on 'x': REPRODUCED ") == "Verdict on 'x': REPRODUCED"
+    sentence = "SELU: on 35 data sets, a median of +0.00 (p = 0.9). Verdict: no effect."
+    assert site.verdict_line(sentence) == "SELU: no effect."
+    assert site.verdict_line("Friedman chi2, p: (30.7, 7e-05)") is None
+
+
 def test_gallery_lists_only_paper_profile_plots(tmp_path):
     for name in ("fig2_cifar10_curves_paper.png", "fig2_cifar10_curves_quick.png",
                  "table2_ours_vs_paper_paper-car.png"):

@@ -152,9 +152,22 @@ def describe(executed: Path) -> tuple[str, str, float | None, str]:
                  executed.stem)
     meta = content.get("metadata", {}).get("papermill", {})
     profile = str(meta.get("parameters", {}).get("profile", "default"))
-    verdicts = [line.strip() for c in cells if c["cell_type"] == "code"
-                for line in _text_outputs(c).splitlines() if line.strip().startswith("Verdict")]
+    verdicts = [verdict for c in cells if c["cell_type"] == "code"
+                for line in _text_outputs(c).splitlines() if (verdict := verdict_line(line))]
     return title, profile, meta.get("duration"), "\n".join(verdicts) or "(no verdict printed)"
+
+
+def verdict_line(line: str) -> str | None:
+    """The index's form of a notebook's verdict line, else None: a line that starts with
+    "Verdict" as it is; "<subject>: <evidence> ... Verdict: <words>" (Table 2's sentence per
+    activation) shortened to "<subject>: <words>" (the evidence is one click away)."""
+    line = line.strip()
+    if line.startswith("Verdict"):
+        return line
+    if "Verdict:" in line and ":" in line.split("Verdict:")[0]:
+        subject = line.split(":", 1)[0]
+        return f"{subject}: {line.split('Verdict:', 1)[1].strip()}"
+    return None
 
 
 def export_html(build: Path = BUILD, site: Path = SITE) -> list[Page]:

@@ -161,6 +161,26 @@ def notes(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], str]:
     return {key: ", ".join(sorted(marks)) for key, marks in found.items() if marks}
 
 
+def code_summary(records: Iterable[dict[str, Any]]) -> str:
+    """One line under a table: how many of its records the checkout's run code computed.
+
+    Records of earlier run code (`provenance.code_status`) are shown all the same (their
+    configs match the table's); said once here rather than on every row, where it would mark
+    nearly all of them. `make verify` reruns the cheapest and reports whether they reproduce.
+    """
+    records = list(records)
+    other = [r for r in records
+             if provenance.code_status(r, r.get("experiment", "")) != "this code"]
+    if not other:
+        return f"Run code: all {len(records)} records were computed by this checkout's run code."
+    names = sorted({r["config"]["dataset"] for r in other})
+    where = ", ".join(names) if len(names) <= 5 else f"{len(names)} data sets"
+    return (f"Run code: {len(other)} of {len(records)} records ({where}) were computed by other "
+            "run code than this checkout's (provenance.code_status); their configs are the "
+            "table's, so they are shown. `make verify` reruns the cheapest of them and reports "
+            "whether they reproduce.")
+
+
 def build(
     records: Iterable[dict[str, Any]], table: int, covered: Iterable[str] | None = None,
     shown: Iterable[str] | None = None,
@@ -175,8 +195,6 @@ def build(
     records = list(records)
     measured = ours(records, table)
     cell_notes = notes(records)
-    other_code = {r["config"]["dataset"] for r in records
-                  if provenance.code_status(r, r.get("experiment", "")) != "this code"}
     covered = set(datasets() if covered is None else covered)
     wanted = None if shown is None else {canonical_name(n) for n in shown}
     rows = []
@@ -190,8 +208,6 @@ def build(
             row["status"] = "no runs at this profile"
         else:
             row["status"] = ""
-        if name in other_code:  # shown all the same: see provenance.code_status
-            row["status"] = "; ".join(filter(None, [row["status"], "runs of other code"]))
         for activation in ACTIVATIONS:
             for method in METHODS:
                 label = column_name(activation, method)

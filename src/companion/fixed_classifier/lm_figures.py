@@ -95,6 +95,30 @@ def verdict(runs: dict[str, dict[str, Any]], synthetic: bool) -> list[str]:
     if synthetic:
         lines.append("These runs used a SYNTHETIC generated corpus: they test the code and show "
                      "the trends on a toy language, not WikiText-2 numbers.")
+    return lines + verdict_lines(test, synthetic)
+
+
+# The paper's two language-model claims: (variant, reference, the direction that reproduces it).
+LM_CLAIMS = (("fixed", "learned", "worse", "a fixed orthonormal output layer does worse than a "
+              "learned one"),
+             ("pmi", "fixed", "better", "fixed PMI embeddings beat a fixed orthonormal layer"))
+
+
+def verdict_lines(test: dict[str, float], synthetic: bool) -> list[str]:
+    """One "Verdict on '<claim>': ..." line per claim whose two runs exist. Rule: reproduced
+    when the perplexity ratio lies beyond CLEAR_MARGIN in the paper's direction, else not
+    reproduced (one run each: no interval); a synthetic corpus leaves the claims untested."""
+    lines = []
+    for variant, reference, direction, claim in LM_CLAIMS:
+        if variant not in test or reference not in test:
+            continue
+        found = _compare(test[variant], test[reference])
+        if synthetic:
+            word = f"NOT RUN HERE (synthetic corpus; ours there: {found})"
+        else:
+            word = "REPRODUCED" if found.startswith(direction) else "NOT REPRODUCED"
+            word += f": {found}"
+        lines.append(f"Verdict on '{claim}': {word}.")
     return lines
 
 
