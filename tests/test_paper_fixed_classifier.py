@@ -17,7 +17,7 @@ from companion.estimates import binomial_se
 from companion.fixed_classifier import build, classifier_features, count_parameters, tables
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "fixed-classifier-cifar10-paper"
-ROWS = {row.network: row for row in tables.PAPER_TABLE1}
+ROWS = tables.PAPER_ROWS
 # ShuffleNet: ours is one below the paper's count (the parity argument in shufflenet.py).
 BELOW_PAPER = {"shufflenet": 1}
 

@@ -89,9 +89,9 @@ def _paper_counts_text(activation: str, named: bool) -> str:
 
 def _fixed_classifier_table1() -> dict[str, Any]:
     """The paper's Table 1 rows by our network name, from fixed_classifier/paper.json."""
-    from companion.fixed_classifier.tables import PAPER_TABLE1
+    from companion.fixed_classifier.tables import PAPER_ROWS
 
-    return {row.network: row for row in PAPER_TABLE1}
+    return PAPER_ROWS
 
 
 def _paper_cifar10_gap_text() -> str:

@@ -55,7 +55,7 @@ def command(network: str, classifier: str, profile: str, gpus: int | None = None
 
 def paper_name(network: str) -> str:
     """The paper's Table 1 name of one of our networks (e.g. resnet50 -> ResNet50)."""
-    return {row.network: row.paper_network for row in tables.PAPER_TABLE1}[network]
+    return tables.PAPER_ROWS[network].paper_network
 
 
 def table1_imagenet(found: Sequence[dict[str, Any]]) -> pd.DataFrame:

@@ -52,6 +52,8 @@ PAPER_VALUES = Path(__file__).with_name("paper.json")
 _PAPER = json.loads(PAPER_VALUES.read_text())
 PAPER_TABLE1 = tuple(PaperRow(**row) for row in _PAPER["table1"])
 """The paper's Table 1: top-1 accuracy (%) with a learned and a fixed classifier."""
+PAPER_ROWS = {row.network: row for row in PAPER_TABLE1}
+"""Table 1's rows by our network name (`resnet56`, `resnet50`, ...), in the paper's order."""
 PAPER_FIGURE2_VALIDATION_ERROR = float(_PAPER["figure2"]["validation_error_percent"])
 """Figure 2's validation error (%, ResNet-56 on CIFAR-10, both classifiers), read off the plot."""
 
