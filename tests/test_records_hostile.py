@@ -336,3 +336,25 @@ def test_records_of_other_code_are_marked_not_dropped(uci_dir):
     table = tables.build([older], 2, covered=["car"])
     assert table.loc["Car", ("SELU", "ours")] == pytest.approx(100 * record["test_accuracy"])
     assert tables.code_summary([record, older]).startswith("Run code: 1 of 2 records (car) were")
+
+
+def test_a_sweep_keeps_the_thread_budget_it_was_started_with(tmp_path, monkeypatch, uci_dir):
+    """OMP_NUM_THREADS=1 (torch's budget 1) means one thread per run, even with one worker;
+    two workers split a budget of 2."""
+    monkeypatch.setenv("COMPANION_RESULTS_DIR", str(tmp_path))
+    seen = []
+
+    def group_noting_threads(configs):
+        seen.append(torch.get_num_threads())
+        return fake_group(configs)
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        scheduling.run_sweep(_grid()[:1], group_noting_threads, "threads", n_jobs=1,
+                             progress=False)
+        assert seen == [1]
+        torch.set_num_threads(2)
+        assert scheduling.threads_per_worker(2) == 1 and scheduling.threads_per_worker(1) == 2
+    finally:
+        torch.set_num_threads(threads)

@@ -141,13 +141,24 @@ def run_sweep(
     return found  # type: ignore[return-value]
 
 
+def threads_per_worker(workers: int) -> int:
+    """Torch threads for each of `workers` parallel runs: this process's thread budget split
+    between them. The budget is torch's own (`OMP_NUM_THREADS` when set, else the cores), so
+    two sweeps started side by side with OMP_NUM_THREADS=1 run one thread each, as intended;
+    taking all cores per sweep instead put 4 spinning OpenMP threads on 2 cores (runs 35x
+    slower, measured)."""
+    import torch
+
+    return max(1, torch.get_num_threads() // workers)
+
+
 def _joblib_jobs(todo: list, run_group: Callable, experiment: str, n_jobs: int, backend: str,
                  scheduler: Any, wait: bool) -> Iterator[tuple[bool, int]]:
     """(done, count) of each job of `todo`, in order (run by joblib, or here for one worker)."""
     if not todo:
         return iter(())
     workers = max(1, min(n_jobs if n_jobs > 0 else os.cpu_count() or 1, len(todo)))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads_per_worker(workers)
     if workers == 1:
         return (_run_and_store(run_group, g, p, experiment, threads, None, wait)
                 for g, p in todo)
