@@ -43,6 +43,7 @@ from companion.estimates import (
     specialisation_change,
     training_error_gap,
 )
+from companion.fixed_classifier.tables import PAPER_ROWS  # Table 1 rows by network
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN = (
     "reproduced", "not reproduced", "inconclusive", "not run here")
@@ -87,32 +88,25 @@ def _paper_counts_text(activation: str, named: bool) -> str:
     return f"better/worse/equal {numbers}" if named else numbers
 
 
-def _fixed_classifier_table1() -> dict[str, Any]:
-    """The paper's Table 1 rows by our network name, from fixed_classifier/paper.json."""
-    from companion.fixed_classifier.tables import PAPER_ROWS
-
-    return PAPER_ROWS
-
-
 def _paper_cifar10_gap_text() -> str:
-    row = _fixed_classifier_table1()["resnet56"]
+    row = PAPER_ROWS["resnet56"]
     return (f"{row.fixed_top1 - row.learned_top1:+.2f} points ({row.learned_top1}% vs "
             f"{row.fixed_top1}%, ResNet-56, 164 epochs)")
 
 
 def _paper_fixed_counts_text() -> str:
-    rows = _fixed_classifier_table1().values()
+    rows = PAPER_ROWS.values()
     return "; ".join(f"{row.params_learned - row.classifier_features * row.num_classes:,}"
                      for row in rows)
 
 
 def _paper_shares_text() -> str:
-    shares = [row.classifier_share for row in _fixed_classifier_table1().values()]
+    shares = [row.classifier_share for row in PAPER_ROWS.values()]
     return f"{shares[0]} to {shares[-1]}"
 
 
 def _paper_larger_datasets_text() -> str:
-    rows = list(_fixed_classifier_table1().values())[1:]
+    rows = list(PAPER_ROWS.values())[1:]
     gaps = [f"{round(row.fixed_top1 - row.learned_top1, 2):g}" for row in rows]
     return f"{gaps[0]} (CIFAR-100), {', '.join(gaps[1:])} (ImageNet) points"
 
