@@ -81,3 +81,22 @@ def test_missing_settled_run_stands_in_from_the_pre_study_protocol(uci_dir):
     assert sweep.recorded([settled], pre_study=False) == []
     table = tables.build([found], table=2, covered=["car"])
     assert table.loc["Car", ("", "notes")] == "ReLU: pre-study protocol"
+
+
+def _outlier(gap, se, spread, seeds, dataset="yeast"):
+    return {"dataset": dataset, "column": "SELU", "ours - paper": gap, "test rows": 500,
+            "gap / SE": abs(gap) / se, "seed sd": spread, "seeds": seeds,
+            "seed runs": "baseline"}
+
+
+def test_outlier_diagnosis_weighs_the_gap_against_test_set_and_seed_noise():
+    from companion.class_lr import findings
+
+    assert findings.diagnose(_outlier(5.0, 3.0, 0.1, 1)).startswith("test-set noise")
+    # The paper's one run against the mean of 3 seeds of sd 3: noise band 2*3*sqrt(4/3) = 6.9.
+    assert findings.diagnose(_outlier(6.5, 1.0, 3.0, 3)).startswith("seed noise")
+    assert not findings.diagnose(_outlier(7.5, 1.0, 3.0, 3)).startswith("seed noise")
+    # Two seeds give an sd of one degree of freedom: never enough to call a gap seed noise
+    # (yeast, an erratum, is the next check).
+    assert findings.diagnose(_outlier(6.5, 1.0, 3.0, 2)) == \
+        "Table 1 erratum (see the errata section)"

@@ -87,6 +87,17 @@ def test_null_calibration_is_mcnemar_between_two_seeds_of_the_baseline():
     assert by_name.loc["titanic", "p_value"] == pytest.approx(2 * 0.5 ** 20)
 
 
+def test_null_calibration_uses_every_disjoint_pair_of_seeds():
+    recs = [_record("car", "selu", "baseline", seed, _vector(70 + seed)) for seed in range(5)]
+    null = verdict.null_calibration(_store(recs))
+    assert list(null["seeds"]) == ["0 vs 1", "2 vs 3"]  # seed 4 has no partner
+    assert list(null["change"]) == pytest.approx([1.0, 1.0])
+    summary = verdict.across_datasets(verdict.paired_changes(verdict.long_accuracies(recs)),
+                                      tables.mcnemar_tests(recs), null)
+    assert summary.loc["selu", "noise comparisons"] == 2
+    assert summary.loc["selu", "noise data sets"] == 1
+
+
 def _effect_records(gain: int, n_sets: int = 8, seeds: int = 2):
     names = [n for n in registry.datasets() if n not in ("connect-4", "miniboone")][:n_sets]
     recs = []

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from companion import estimates, scorecard
@@ -68,15 +69,30 @@ def test_cifar_row_is_the_committed_run_with_its_binomial_error():
     assert "resnet20" in estimate.profile and "30 epochs" in estimate.profile
 
 
-def test_class_lr_rows_use_every_paired_data_set(committed):
+def test_class_lr_rows_average_each_data_set_over_its_paired_seeds(committed):
     from companion.class_lr import tables
 
-    tests = tables.mcnemar_tests(estimates.class_lr_records(RESULTS))
-    selu = tests[tests["activation"] == "selu"]["change"]
-    estimate = estimates.class_lr_accuracy_change("selu")(estimates.class_lr_records(RESULTS))
-    assert estimate.value == pytest.approx(selu.mean())
-    assert estimate.low < selu.mean() < estimate.high
-    assert f"{len(selu)} data sets" in estimate.profile
+    found = estimates.class_lr_records(RESULTS)
+    chosen = tables.selected(found)
+    per_dataset: dict[str, list[float]] = {}
+    for (name, activation, method, seed), record in chosen.items():
+        partner = chosen.get((name, activation, "baseline", seed))
+        if activation == "selu" and method == "class_lr" and partner is not None:
+            per_dataset.setdefault(name, []).append(
+                100 * (record["test_accuracy"] - partner["test_accuracy"]))
+    means = [np.mean(changes) for changes in per_dataset.values()]
+    estimate = estimates.class_lr_accuracy_change("selu")(found)
+    assert estimate.value == pytest.approx(np.mean(means))
+    assert estimate.low < np.mean(means) < estimate.high
+    assert f"{len(means)} data sets" in estimate.profile
+    seeds = sorted(len(changes) for changes in per_dataset.values())
+    assert estimates.seeds_text(seeds) in estimate.profile
+
+
+def test_seeds_text_says_how_many_seeds_back_each_data_set():
+    assert estimates.seeds_text([1, 1]) == "1 seed"
+    assert estimates.seeds_text([5, 5, 5]) == "5 seeds"
+    assert estimates.seeds_text([1, 5, 3, 5]) == "1-5 seeds (5 on 2)"
 
 
 def test_an_estimate_can_be_swapped(tmp_path):

@@ -5,7 +5,11 @@ Rates measured from the committed paper-profile records on the project's 2-core 
 
 - class-lr: the median over the 422 committed UCI records of wall time per training teraflop
   (`sweep.training_cost`) is about 190 s (10th-90th percentile 31-820 s: small data sets pay a
-  fixed overhead per epoch), so estimates of single small runs are rough.
+  fixed overhead per epoch), so estimates of single small runs are rough. It is pessimistic for
+  the largest nets, which run nearer the matmul speed: `benchmarks/bench_class_lr_epochs.py`
+  times the training code per data set on a quiet machine and measured 54-92 s per teraflop
+  for an SGD epoch of the eight largest (chess-krvk: 210 CPU-hours for its seeds 0-4 where
+  this model says 740).
 - fixed classifier: ResNet-20 on all 50,000 CIFAR-10 images took 5,715-5,818 s for 30 epochs,
   about 193 s an epoch; a CIFAR ResNet's cost grows with its blocks per stage n (depth 6n+2),
   so ResNet-56 (n = 9) at 164 epochs is about 26 CPU-hours a run.

@@ -37,6 +37,7 @@ class Estimate:
 # ---------------------------------------------------------------- class-lr (Tables 2 and 3)
 
 CLASS_LR_EXPERIMENT = "class-lr-uci-paper"
+CLASS_LR_SEEDS = range(5)  # the seeds Table 2 runs (issue: seeds 0-4 of every cell)
 
 
 def _paper_profile_configs(names: list[str]) -> list[Any]:
@@ -45,11 +46,11 @@ def _paper_profile_configs(names: list[str]) -> list[Any]:
     from companion.class_lr.registry import ACTIVATIONS, METHODS
 
     with mock.patch.dict(os.environ, {"COMPANION_PROFILE": ""}):
-        return sweep.configs(names, ACTIVATIONS, METHODS, [0], "paper")
+        return sweep.configs(names, ACTIVATIONS, METHODS, CLASS_LR_SEEDS, "paper")
 
 
 def class_lr_records(results: Path) -> list[dict[str, Any]]:
-    """Committed paper-profile class-lr records of the default protocol, seed 0."""
+    """Committed paper-profile class-lr records of the default protocol, seeds 0-4."""
     from companion.class_lr.registry import datasets
 
     folder = results / CLASS_LR_EXPERIMENT
@@ -69,43 +70,50 @@ def _profile(found: list[dict[str, Any]]) -> str:
     return "/".join(sorted({r["config"]["profile"] for r in found}))
 
 
-def _mean_change(values: np.ndarray, what: str, profile: str, units: str = "data sets"
+def seeds_text(seeds: Any) -> str:
+    """'1 seed', '5 seeds' or '1-5 seeds (5 on 12)' for the numbers of seeds per data set."""
+    counts = np.asarray(seeds, dtype=int)
+    low, high = int(counts.min()), int(counts.max())
+    if low == high:
+        return f"{low} seed{'s' if low != 1 else ''}"
+    return f"{low}-{high} seeds ({high} on {int((counts == high).sum())})"
+
+
+def _mean_change(changes: pd.DataFrame, what: str, profile: str, units: str = "data sets"
                  ) -> Estimate | None:
+    """Mean over the rows of `changes` (one per data set, or data set x activation, each the
+    mean change over its paired seeds: `class_lr.verdict.paired_changes`)."""
+    values = changes["change"].to_numpy(float)
     if len(values) < 3:
         return None
     low, high = bootstrap_mean(values) if np.ptp(values) > 0 else (values[0], values[0])
     mean = float(values.mean())
     return Estimate(mean, low, high, f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]",
-                    f"{profile}, {len(values)} {units}, 1 seed",
-                    f"mean {what} over data sets, 95% bootstrap interval over data sets")
+                    f"{profile}, {len(values)} {units}, {seeds_text(changes['seeds'])}",
+                    f"mean {what} over data sets (each the mean over its seeds, paired), "
+                    "95% bootstrap interval over data sets")
 
 
 def class_lr_accuracy_change(activation: str
                              ) -> Callable[[list[dict[str, Any]]], Estimate | None]:
-    """Mean test-accuracy change (points) from class-lr over data sets, one activation."""
+    """Mean test-accuracy change (points) from class-lr over data sets, one activation; a data
+    set with several seeds counts once, with its change averaged over the paired seeds."""
     def estimate(found: list[dict[str, Any]]) -> Estimate | None:
-        from companion.class_lr import tables
+        from companion.class_lr import verdict
 
-        tests = tables.mcnemar_tests(found)
-        if tests.empty:
-            return None
-        rows = tests[tests["activation"] == activation]
-        return _mean_change(rows["change"].to_numpy(float), "class-lr - baseline",
-                            _profile(found))
+        changes = verdict.paired_changes(verdict.long_accuracies(found))
+        rows = changes[changes["activation"] == activation]
+        return _mean_change(rows, "class-lr - baseline", _profile(found))
     return estimate
 
 
 def specialisation_change(found: list[dict[str, Any]]) -> Estimate | None:
     """Mean change of the % of class-specialised neurons from class-lr, over data sets and
     activations (Table 3)."""
-    from companion.class_lr import tables
+    from companion.class_lr import verdict
 
-    frame = tables.build(found, table=3)
-    changes = [frame[(tables.column_name(a, "class_lr"), "ours")]
-               - frame[(tables.column_name(a, "baseline"), "ours")]
-               for a in ("selu", "relu", "tanh")]
-    return _mean_change(pd.concat(changes).dropna().to_numpy(float), "change",
-                        _profile(found), "data set x activation pairs")
+    changes = verdict.paired_changes(verdict.long_accuracies(found, table=3))
+    return _mean_change(changes, "change", _profile(found), "data set x activation pairs")
 
 
 # ---------------------------------------------------------------- fixed classifier (CIFAR-10)

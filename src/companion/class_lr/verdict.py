@@ -7,7 +7,7 @@ best-validation cutoff as in `tables.selected`; context models: `class_lr.contex
   context columns;
 * :func:`paired_changes` -- per data set and activation, the class-lr change paired by seed;
 * :func:`null_calibration` -- the paper's McNemar test applied to two seeds of the *same*
-  method (baseline seed 0 vs seed 1): what noise alone makes "significant";
+  method (baseline seed 0 vs 1, and 2 vs 3): what noise alone makes "significant";
 * :func:`across_datasets` -- per activation: median change with a bootstrap interval, Wilcoxon
   signed-rank p over data sets, better / worse / equal and McNemar counts beside the paper's and
   beside noise alone;
@@ -44,6 +44,7 @@ from companion.class_lr.tables import (
 from companion.statistics import mcnemar
 
 ALPHA = 0.05
+NULL_SEED_PAIRS = ((0, 1), (2, 3))  # disjoint: each noise comparison is independent
 CONTEXT_COLUMNS = tuple(context.MODEL_LABELS[m] for m in context.MODELS)
 
 
@@ -131,26 +132,31 @@ def paired_changes(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def null_calibration(records: Iterable[dict[str, Any]], seeds: tuple[int, int] = (0, 1),
+def null_calibration(records: Iterable[dict[str, Any]],
+                     pairs: Sequence[tuple[int, int]] = NULL_SEED_PAIRS,
                      method: str = "baseline") -> pd.DataFrame:
-    """The paper's McNemar test between two seeds of one method, per data set and activation.
+    """The paper's McNemar test between two seeds of one method, per data set, activation and
+    seed pair (disjoint pairs, so the comparisons are independent).
 
     Both runs are the same method, so every "significant" outcome is noise (seed: validation
-    split, initialisation, dropout, batch order). Rows only where both seeds ran.
+    split, initialisation, dropout, batch order). Rows only where both seeds of a pair ran.
     """
     chosen = selected(records)
     rows = []
     for name in datasets():
         for activation in ACTIVATIONS:
-            first = chosen.get((name, activation, method, seeds[0]))
-            second = chosen.get((name, activation, method, seeds[1]))
-            if first is None or second is None:
-                continue
-            test = mcnemar(_correct(first), _correct(second))
-            rows.append({"dataset": name, "activation": activation,
-                         "change": 100 * (second["test_accuracy"] - first["test_accuracy"]),
-                         "p_value": test.p_value})
-    return pd.DataFrame(rows, columns=["dataset", "activation", "change", "p_value"])
+            for seeds in pairs:
+                first = chosen.get((name, activation, method, seeds[0]))
+                second = chosen.get((name, activation, method, seeds[1]))
+                if first is None or second is None:
+                    continue
+                test = mcnemar(_correct(first), _correct(second))
+                rows.append({"dataset": name, "activation": activation,
+                             "seeds": f"{seeds[0]} vs {seeds[1]}",
+                             "change": 100 * (second["test_accuracy"]
+                                              - first["test_accuracy"]),
+                             "p_value": test.p_value})
+    return pd.DataFrame(rows, columns=["dataset", "activation", "seeds", "change", "p_value"])
 
 
 def _mcnemar_counts(tests: pd.DataFrame) -> dict[str, int]:
@@ -193,7 +199,8 @@ def across_datasets(changes: pd.DataFrame, tests: pd.DataFrame, null: pd.DataFra
             "significantly worse": ours_mc["significantly worse"],
             "paper significantly better": p["significantly better"],
             "paper significantly worse": p["significantly worse"],
-            "noise data sets": noise_mc["n"],
+            "noise comparisons": noise_mc["n"],
+            "noise data sets": noise["dataset"].nunique(),
             "noise better": noise_counts["better"], "noise worse": noise_counts["worse"],
             "noise equal": noise_counts["equal"],
             "noise significant": noise_mc["significantly better"]
@@ -240,10 +247,11 @@ def verdict(activation: str, row: pd.Series) -> str:
         text += (f" (paper: {int(row['paper significantly better'])} vs "
                  f"{int(row['paper significantly worse'])}, "
                  f"{_share(paper_sig, int(row['paper data sets']))})")
-    noise_n = int(row["noise data sets"])
+    noise_n = int(row["noise comparisons"])
     if noise_n:
-        text += (f"; noise alone (baseline seed 0 vs seed 1): "
-                 f"{_share(int(row['noise significant']), noise_n)} significant, "
+        text += (f"; noise alone (two seeds of the baseline, seed 0 vs 1 and 2 vs 3 where "
+                 f"recorded: {noise_n} comparisons on {int(row['noise data sets'])} data "
+                 f"sets): {_share(int(row['noise significant']), noise_n)} significant, "
                  f"split {row['noise better']}/{row['noise worse']}/{row['noise equal']}.")
     else:
         text += "; noise alone: not measured (needs baseline seeds 0 and 1)."
