@@ -81,6 +81,9 @@ def test_missing_settled_run_stands_in_from_the_pre_study_protocol(uci_dir):
     assert sweep.recorded([settled], pre_study=False) == []
     table = tables.build([found], table=2, covered=["car"])
     assert table.loc["Car", ("", "notes")] == "ReLU: pre-study protocol"
+    # Only seed 0 gets stand-ins: a mean over seeds never mixes the two protocols.
+    sweep.run_configs([experiment.pre_study(replace(settled, seed=1))])
+    assert sweep.recorded([replace(settled, seed=1)]) == []
 
 
 def _outlier(gap, se, spread, seeds, dataset="yeast"):

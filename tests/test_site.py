@@ -30,6 +30,18 @@ def test_every_committed_notebook_can_be_rendered_from_the_records():
         assert "only_recorded" in declared, notebook
 
 
+def test_paper_parameters_name_existing_notebooks_and_their_declared_parameters():
+    import papermill
+
+    for relative, parameters in site.PAPER_PARAMETERS.items():
+        notebook = ROOT / relative
+        assert notebook.is_file(), relative
+        assert set(parameters) <= set(papermill.inspect_notebook(str(notebook))), relative
+    table2 = ROOT / "notebooks" / "class_lr" / "table2_uci_accuracy.ipynb"
+    rendered = site.paper_parameters(table2, {"profile", "only_recorded", "seeds"})
+    assert rendered["seeds"] == [0, 1, 2, 3, 4]  # every recorded seed, as the scorecard
+
+
 def _executed(path: Path, verdict: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({

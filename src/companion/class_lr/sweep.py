@@ -123,15 +123,17 @@ def recorded(grid: list[experiment.UCIRunConfig], pre_study: bool = True
              ) -> list[dict[str, Any]]:
     """The records that exist for the grid's configs; runs nothing (missing ones are skipped).
 
-    With `pre_study`, a config whose settled-protocol run has not been made yet is stood in
-    for by the record of the same run under the protocol before the study (see
-    `experiment.pre_study`), marked `"protocol": "pre-study"` so that tables can say so.
+    With `pre_study`, a seed-0 config whose settled-protocol run has not been made yet is
+    stood in for by the record of the same run under the protocol before the study (see
+    `experiment.pre_study`), marked `"protocol": "pre-study"` so that tables can say so. Other
+    seeds get no stand-in: a mean over seeds must not mix two protocols.
     """
     name = experiment_name(grid)
     found = []
     for config in grid:
         record = records.recorded(name, [config])
-        if not record and pre_study and experiment.pre_study(config) != config:
+        if (not record and pre_study and config.seed == 0
+                and experiment.pre_study(config) != config):
             record = [{**r, "protocol": "pre-study"}
                       for r in records.recorded(name, [experiment.pre_study(config)])]
         found += record
