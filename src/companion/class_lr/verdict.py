@@ -12,6 +12,7 @@ best-validation cutoff as in `tables.selected`; context models: `class_lr.contex
   signed-rank p over data sets, better / worse / equal and McNemar counts beside the paper's and
   beside noise alone;
 * :func:`verdicts` -- one sentence per activation, written from those numbers;
+* :func:`change_summary` -- the same over-data-set numbers for any measure (Table 3);
 * :func:`rank_scores` -> `comparisons.cd_diagram` -- the critical-difference diagram.
 """
 
@@ -174,12 +175,9 @@ def across_datasets(changes: pd.DataFrame, tests: pd.DataFrame, null: pd.DataFra
     `null` from :func:`null_calibration`.
     """
     paper = paper_counts()
+    effect = change_summary(changes)
     rows = []
     for activation in ACTIVATIONS:
-        own = changes.loc[changes["activation"] == activation, "change"].to_numpy()
-        median = comparisons.median_change(own)
-        _, p_value = comparisons.wilcoxon_over_datasets(own)
-        counts = comparisons.sign_counts(own)
         ours_mc = _mcnemar_counts(tests[tests["activation"] == activation]) if len(tests) \
             else {"n": 0, "significantly better": 0, "significantly worse": 0}
         noise = null[null["activation"] == activation]
@@ -187,11 +185,7 @@ def across_datasets(changes: pd.DataFrame, tests: pd.DataFrame, null: pd.DataFra
         noise_mc = _mcnemar_counts(noise)
         p = paper[activation]
         rows.append({
-            "activation": activation, "data sets": median.n,
-            "seeds per data set": _seed_range(changes, activation),
-            "median change": median.estimate, "low": median.low, "high": median.high,
-            "wilcoxon p": p_value,
-            **counts,
+            "activation": activation, **effect.loc[activation].to_dict(),
             "paper better": p["better"], "paper worse": p["worse"], "paper equal": p["equal"],
             "paper data sets": p["data sets"],
             "mcnemar data sets": ours_mc["n"],
@@ -206,6 +200,22 @@ def across_datasets(changes: pd.DataFrame, tests: pd.DataFrame, null: pd.DataFra
             "noise significant": noise_mc["significantly better"]
             + noise_mc["significantly worse"],
         })
+    return pd.DataFrame(rows).set_index("activation")
+
+
+def change_summary(changes: pd.DataFrame) -> pd.DataFrame:
+    """Per activation, from :func:`paired_changes` of any measure (Table 3's share of
+    specialised neurons, say): data sets, seeds per data set, median change with its bootstrap
+    interval, Wilcoxon signed-rank p over data sets and the better / worse / equal counts."""
+    rows = []
+    for activation in ACTIVATIONS:
+        own = changes.loc[changes["activation"] == activation, "change"].to_numpy()
+        median = comparisons.median_change(own)
+        _, p_value = comparisons.wilcoxon_over_datasets(own)
+        rows.append({"activation": activation, "data sets": median.n,
+                     "seeds per data set": _seed_range(changes, activation),
+                     "median change": median.estimate, "low": median.low, "high": median.high,
+                     "wilcoxon p": p_value, **comparisons.sign_counts(own)})
     return pd.DataFrame(rows).set_index("activation")
 
 
