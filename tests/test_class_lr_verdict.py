@@ -130,6 +130,20 @@ def test_a_consistent_gain_is_called_a_gain_and_counts_match():
     assert text["relu"].startswith("ReLU: no data set")
 
 
+def test_change_summary_counts_each_data_set_once_over_its_seeds():
+    changes = pd.DataFrame({"dataset": ["a", "b", "c", "d"], "activation": ["selu"] * 4,
+                            "seeds": [5, 5, 1, 3], "change": [1.0, 2.0, -1.0, 0.0]})
+    summary = verdict.change_summary(changes)
+    selu = summary.loc["selu"]
+    assert selu["data sets"] == 4 and selu["seeds per data set"] == "1-5"
+    assert selu["median change"] == pytest.approx(0.5)
+    assert (selu["better"], selu["worse"], selu["equal"]) == (2, 1, 1)
+    from scipy import stats
+    expected = stats.wilcoxon([1.0, 2.0, -1.0, 0.0], zero_method="zsplit").pvalue
+    assert selu["wilcoxon p"] == pytest.approx(expected)
+    assert summary.loc["relu", "data sets"] == 0
+
+
 def test_no_effect_and_single_seed_degrade_gracefully():
     recs = _store(_effect_records(gain=0, n_sets=1, seeds=1))
     long = verdict.long_accuracies(recs)
