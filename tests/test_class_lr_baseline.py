@@ -123,5 +123,11 @@ def test_table_from_records_puts_ours_beside_paper(uci_dir):
     assert np.isnan(row[("ReLU", "ours")])
     assert table.loc["Connect_4", ("", "status")] == "no data file in our copy"
     assert table.loc["Letter", ("", "status")] == "no runs at this profile"
+    # Beside every difference, the noise of the test set: its size and the binomial SE of an
+    # accuracy at the paper's SELU value (96.18% on car's test rows).
+    n_test = runs[0]["n_test"]
+    assert row[("", "test rows")] == n_test
+    assert row[("", "binomial SE")] == pytest.approx(100 * np.sqrt(0.9618 * 0.0382 / n_test))
+    assert np.isnan(table.loc["Letter", ("", "test rows")])
     markdown = outputs.to_markdown(table)
     assert markdown.count("\n") == 47 and "| Car |" in markdown

@@ -190,10 +190,12 @@ def build(
     `covered` are the data sets the profile ran; others are marked as left out. `shown`
     limits the rows to those data sets (either naming; None: all 45, in the paper's order).
     `notes` lists the cells to read with care (runs that did not converge, pre-study
-    stand-ins).
+    stand-ins). Table 2 adds per row the test-set size and the binomial standard error (points)
+    of one accuracy measured on it at the paper's SELU value: the gap noise alone can make.
     """
     records = list(records)
     measured = ours(records, table)
+    test_rows = {r["config"]["dataset"]: r["n_test"] for r in records if r.get("n_test")}
     cell_notes = notes(records)
     covered = set(datasets() if covered is None else covered)
     wanted = None if shown is None else {canonical_name(n) for n in shown}
@@ -225,6 +227,14 @@ def build(
     status, row_notes = frame.pop("status"), frame.pop("notes")
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     frame.insert(0, ("", "status"), status)
+    if table == 2:
+        names = [name for name in datasets() if wanted is None or name in wanted]
+        rows_tested = pd.Series([test_rows.get(name, np.nan) for name in names],
+                                index=frame.index, dtype=float)
+        paper_selu = frame[(column_name("selu", "baseline"), "paper")] / 100
+        frame.insert(1, ("", "test rows"), rows_tested)
+        frame.insert(2, ("", "binomial SE"),
+                     100 * np.sqrt(paper_selu * (1 - paper_selu) / rows_tested))
     frame[("", "notes")] = row_notes
     return frame
 
