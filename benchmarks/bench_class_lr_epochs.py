@@ -32,29 +32,38 @@ LARGEST = ["letter", "statlog-shuttle", "semeion", "steel-plates", "wine-quality
 SHORT, LONG = 4, 12  # minibatches in the two timed epochs
 
 
-def epoch_seconds(training: Training, batches: int, class_lr: bool) -> float:
-    """Wall time of one more epoch of `batches` minibatches (evaluation included)."""
+def epoch_seconds(training: Training, batches: int, alpha_mu: float | None) -> float:
+    """Wall time of one more epoch of `batches` minibatches (evaluation included); class-based
+    rates at `alpha_mu`, plain SGD when it is None."""
     training.rows = min(len(training.y_train), batches * training.config.batch_size)
     start = time.perf_counter()
-    if class_lr:
-        training.train_class_lr(training.epoch + 1, training.config.alpha_mu)
+    if alpha_mu is not None:
+        training.train_class_lr(training.epoch + 1, alpha_mu)
     else:
         training.train_sgd(training.epoch + 1)
     return time.perf_counter() - start
 
 
 def per_epoch(name: str, class_lr: bool) -> tuple[float, float, int]:
-    """(seconds per minibatch, fixed seconds per epoch, minibatches per full epoch)."""
+    """(seconds per minibatch, fixed seconds per epoch, minibatches per full epoch).
+
+    A class-lr net whose timed epochs diverge is timed again at alpha_mu / 10, as the
+    protocol's retry would run it (a diverged epoch stops early and would time too short)."""
     config = experiment.make_config(name, "selu", "class_lr" if class_lr else "baseline",
                                     "paper", 0, 10 if class_lr else None)
-    training = Training(config)  # one model; epochs of different lengths
-    batches = math.ceil(len(training.y_train) / config.batch_size)
-    epoch_seconds(training, 1, class_lr)  # warm-up: allocation, first touches
-    short, long = (epoch_seconds(training, n, class_lr) for n in (SHORT, LONG))
-    if training.diverged:
-        raise RuntimeError(f"{name}: the timed epochs diverged; the times would be too short")
-    per_batch = max(long - short, 0.0) / (LONG - SHORT)
-    return per_batch, max(short - SHORT * per_batch, 0.0), batches
+    alpha_mu = config.alpha_mu if class_lr else None
+    for _ in range(experiment.MAX_ALPHA_RETRIES + 1):
+        training = Training(config)  # one model; epochs of different lengths
+        batches = math.ceil(len(training.y_train) / config.batch_size)
+        epoch_seconds(training, 1, alpha_mu)  # warm-up: allocation, first touches
+        short, long = (epoch_seconds(training, n, alpha_mu) for n in (SHORT, LONG))
+        if not training.diverged:
+            per_batch = max(long - short, 0.0) / (LONG - SHORT)
+            return per_batch, max(short - SHORT * per_batch, 0.0), batches
+        if alpha_mu is None:
+            break
+        alpha_mu /= 10
+    raise RuntimeError(f"{name}: the timed epochs diverged; the times would be too short")
 
 
 def seed_hours(sgd_epoch: float, class_lr_epoch: float) -> float:
