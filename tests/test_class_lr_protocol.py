@@ -103,3 +103,13 @@ def test_outlier_diagnosis_weighs_the_gap_against_test_set_and_seed_noise():
     # (yeast, an erratum, is the next check).
     assert findings.diagnose(_outlier(6.5, 1.0, 3.0, 2)) == \
         "Table 1 erratum (see the errata section)"
+
+
+def test_a_paper_value_between_our_two_initialisations_is_diagnosed_as_initialisation():
+    """plant-shape ReLU (committed study records): LeCun 25.4%, He 55.3%, the paper 45.9%."""
+    from companion.class_lr import findings
+
+    cell = {**_outlier(9.4, 1.8, float("nan"), 1, dataset="plant-shape"), "column": "ReLU"}
+    assert findings.diagnose(cell).startswith("initialisation (the paper names none)")
+    # A class-lr column is not judged by the baselines' initialisations.
+    assert findings.diagnose({**cell, "column": "ReLU+class lr"}).startswith("unexplained")

@@ -315,7 +315,9 @@ def outliers(table: pd.DataFrame, threshold: float = 4.0) -> pd.DataFrame:
 def diagnose(cell: dict[str, Any]) -> str:
     """The explanation the evidence supports for one outlier cell, or "unexplained" with
     what was ruled out. Checks, in order: test-set noise, seed noise, a Table 1 erratum,
-    a collapse of our baseline to one class and whether the usual initialisation lifts it."""
+    a collapse of our baseline to one class and whether the usual initialisation lifts it,
+    and (ReLU and tanh baselines) whether the paper's value lies between our LeCun- and
+    usually-initialised nets."""
     activation, dataset = cell["column"].split("+")[0].lower(), cell["dataset"]
     ratio, seeds, spread = cell["gap / SE"], cell["seeds"], cell["seed sd"]
     checked = []
@@ -343,6 +345,20 @@ def diagnose(cell: dict[str, Any]) -> str:
                     f"{usual} init trains ({_accuracy(reinitialised):.1f}%)")
         return "our net collapses to one class at every initialisation tried"
     checked.append("collapse to one class")
+    usual = protocol.USUAL_INIT.get(activation)
+    if usual and cell["column"] == tables.column_name(activation, "baseline"):
+        lecun_accuracy = _accuracy(base)
+        usual_accuracy = _accuracy(_read(replace(
+            experiment.make_config(dataset, activation, profile="paper"), init=usual)))
+        paper = paper_value(2, dataset, activation, "baseline")
+        low, high = sorted((lecun_accuracy, usual_accuracy))
+        if low <= paper <= high:  # False when either run is missing (NaN)
+            return (f"initialisation (the paper names none): its {paper:.1f}% lies between our "
+                    f"LeCun-initialised net ({lecun_accuracy:.1f}%) and the {usual}-initialised "
+                    f"one ({usual_accuracy:.1f}%)")
+        if not math.isnan(low):
+            checked.append(f"initialisation (LeCun {lecun_accuracy:.1f}%, "
+                           f"{usual} {usual_accuracy:.1f}%)")
     return "unexplained; ruled out: " + ", ".join(checked)
 
 
