@@ -22,10 +22,21 @@ def figures_dir() -> Path:
 
 def label_outliers(axis: plt.Axes, x: pd.Series, y: pd.Series, distance: pd.Series,
                    count: int = 3) -> None:
-    """Write the index label (the data set) beside the `count` points of largest `distance`."""
+    """Write the index label (the data set) beside the `count` points of largest `distance`;
+    a label whose point lies close to an already labelled one goes to the left of its point,
+    and a line lower for each further neighbour."""
+    span_x = float(x.max() - x.min()) or 1.0
+    span_y = float(y.max() - y.min()) or 1.0
+    placed: list[tuple[float, float]] = []  # labelled points, as fractions of the data ranges
     for name in distance.dropna().abs().sort_values(ascending=False).index[:count]:
-        axis.annotate(str(name), (x[name], y[name]), textcoords="offset points", xytext=(4, 4),
-                      fontsize=7, color="C3")
+        fx, fy = (x[name] - x.min()) / span_x, (y[name] - y.min()) / span_y
+        # A label is about 40% of a panel wide and 4% high.
+        clashes = sum(abs(fx - qx) < 0.4 and abs(fy - qy) < 0.08 for qx, qy in placed)
+        placed.append((fx, fy))
+        left = clashes % 2 == 1
+        axis.annotate(str(name), (x[name], y[name]), textcoords="offset points",
+                      xytext=(-4 if left else 4, 4 - 9 * (clashes // 2)),
+                      ha="right" if left else "left", fontsize=7, color="C3")
 
 
 def ours_vs_paper(frame: pd.DataFrame, labels: list[str], quantity: str, title: str = "",
