@@ -92,7 +92,7 @@ def test_class_lr_rows_average_each_data_set_over_its_paired_seeds(committed):
 def test_seeds_text_says_how_many_seeds_back_each_data_set():
     assert estimates.seeds_text([1, 1]) == "1 seed"
     assert estimates.seeds_text([5, 5, 5]) == "5 seeds"
-    assert estimates.seeds_text([1, 5, 3, 5]) == "1-5 seeds (5 on 2)"
+    assert estimates.seeds_text([1, 5, 3, 5]) == "1-5 seeds (2 with 5)"
 
 
 def test_an_estimate_can_be_swapped(tmp_path):

@@ -71,12 +71,12 @@ def _profile(found: list[dict[str, Any]]) -> str:
 
 
 def seeds_text(seeds: Any) -> str:
-    """'1 seed', '5 seeds' or '1-5 seeds (5 on 12)' for the numbers of seeds per data set."""
+    """'1 seed', '5 seeds' or '1-5 seeds (12 with 5)' for the numbers of seeds per data set."""
     counts = np.asarray(seeds, dtype=int)
     low, high = int(counts.min()), int(counts.max())
     if low == high:
         return f"{low} seed{'s' if low != 1 else ''}"
-    return f"{low}-{high} seeds ({high} on {int((counts == high).sum())})"
+    return f"{low}-{high} seeds ({int((counts == high).sum())} with {high})"
 
 
 def _mean_change(changes: pd.DataFrame, what: str, profile: str, units: str = "data sets"
