@@ -70,8 +70,8 @@ def seed_hours(sgd_epoch: float, class_lr_epoch: float) -> float:
     """One seed of Table 2's six columns: per activation a 100-epoch baseline and a class-lr
     group (30 epochs with class-based rates, then 90 + 80 + 70 epochs of SGD after the
     cutoffs 10, 20, 30). alpha_mu retries come on top."""
-    cutoffs = experiment.CUTOFFS["paper"]
-    sgd_epochs = 100 + sum(100 - c for c in cutoffs)
+    cutoffs, epochs = experiment.CUTOFFS["paper"], experiment.PROFILE_SETTINGS["paper"]["epochs"]
+    sgd_epochs = epochs + sum(epochs - c for c in cutoffs)
     return len(ACTIVATIONS) * (sgd_epochs * sgd_epoch + max(cutoffs) * class_lr_epoch) / 3600
 
 

@@ -37,7 +37,6 @@ class Estimate:
 # ---------------------------------------------------------------- class-lr (Tables 2 and 3)
 
 CLASS_LR_EXPERIMENT = "class-lr-uci-paper"
-CLASS_LR_SEEDS = range(5)  # the seeds Table 2 runs (issue: seeds 0-4 of every cell)
 
 
 def _paper_profile_configs(names: list[str]) -> list[Any]:
@@ -46,7 +45,7 @@ def _paper_profile_configs(names: list[str]) -> list[Any]:
     from companion.class_lr.registry import ACTIVATIONS, METHODS
 
     with mock.patch.dict(os.environ, {"COMPANION_PROFILE": ""}):
-        return sweep.configs(names, ACTIVATIONS, METHODS, CLASS_LR_SEEDS, "paper")
+        return sweep.configs(names, ACTIVATIONS, METHODS, sweep.TABLE2_SEEDS, "paper")
 
 
 def class_lr_records(results: Path) -> list[dict[str, Any]]:

@@ -43,8 +43,8 @@ PAPER_PARAMETERS: dict[str, dict[str, Any]] = {
     "notebooks/fixed_classifier/table1_parameters.ipynb": {
         **COMMITTED_CIFAR_RUN, "classifiers": ["learned", "fixed", "hadamard"]},
     "notebooks/fixed_classifier/fig3_fixed_scale.ipynb": {"network": "resnet20", "epochs": 30},
-    # Tables 2 and 3 from every recorded seed (the mean over seeds; McNemar on seed 0), as the
-    # scorecard reads them.
+    # Tables 2 and 3 from every recorded seed of `class_lr.sweep.TABLE2_SEEDS` (the mean over
+    # seeds; McNemar on seed 0), as the scorecard reads them (not imported: torch-free here).
     "notebooks/class_lr/table2_uci_accuracy.ipynb": {"seeds": [0, 1, 2, 3, 4]},
     "notebooks/class_lr/table3_neuron_specialization.ipynb": {"seeds": [0, 1, 2, 3, 4]},
 }

@@ -27,7 +27,6 @@ from companion.class_lr.registry import ACTIVATIONS, paper_value
 from companion.data.sources import REPO_ROOT
 
 EXPERIMENT = "class-lr-uci-paper"
-SEEDS = range(5)  # the seeds of Table 2 (the multi-seed sweep)
 # An sd from two runs has one degree of freedom (its 95% interval spans 0.45x to 32x the true
 # one): seed noise is a diagnosis only from three seeds on.
 MIN_SEEDS_FOR_NOISE = 3
@@ -86,7 +85,8 @@ def table2(datasets: Sequence[str] | None = None) -> pd.DataFrame:
     """Table 2 from the committed records under the settled protocol, each cell the mean over
     the recorded seeds 0-4 (pre-study stand-ins marked in `notes`)."""
     names = list(datasets or sweep.available_datasets())
-    grid = sweep.configs(names, methods=list(registry.METHODS), seeds=SEEDS, profile="paper")
+    grid = sweep.configs(names, methods=list(registry.METHODS), seeds=sweep.TABLE2_SEEDS,
+                         profile="paper")
     with committed_records():
         found = sweep.recorded(grid)
     return tables.build(found, table=2, covered=names)
@@ -262,7 +262,7 @@ def binomial_standard_error(accuracy_percent: float, n_test: int) -> float:
 
 def _settled_values(dataset: str, activation: str, method: str) -> list[float]:
     """Test accuracies (%) of a Table 2 cell's settled runs, one per recorded seed."""
-    grid = sweep.configs([dataset], [activation], [method], SEEDS, "paper")
+    grid = sweep.configs([dataset], [activation], [method], sweep.TABLE2_SEEDS, "paper")
     with committed_records():
         settled = sweep.recorded(grid, pre_study=False)
     return [100 * r["test_accuracy"] for r in tables.selected(settled).values()]
@@ -335,30 +335,26 @@ def diagnose(cell: dict[str, Any]) -> str:
         checked.append(f"seed noise (sd {spread:.1f} over {seeds} seeds)")
     if dataset in registry.ERRATA:
         return "Table 1 erratum (see the errata section)"
-    base = _baseline(dataset, activation)
+    base, usual = _baseline(dataset, activation), protocol.USUAL_INIT.get(activation)
+    usual_run = _read(replace(experiment.make_config(dataset, activation, profile="paper"),
+                              init=usual)) if usual else None
     if base is not None and convergence.collapsed(base):
-        usual = protocol.USUAL_INIT.get(activation)
-        reinitialised = _read(replace(experiment.make_config(dataset, activation, profile="paper"),
-                               init=usual))
-        if usual and reinitialised is not None and not convergence.collapsed(reinitialised):
+        if usual_run is not None and not convergence.collapsed(usual_run):
             return (f"our LeCun-initialised {activation} net collapses to one class; "
-                    f"{usual} init trains ({_accuracy(reinitialised):.1f}%)")
+                    f"{usual} init trains ({_accuracy(usual_run):.1f}%)")
         return "our net collapses to one class at every initialisation tried"
     checked.append("collapse to one class")
-    usual = protocol.USUAL_INIT.get(activation)
-    if usual and cell["column"] == tables.column_name(activation, "baseline"):
-        lecun_accuracy = _accuracy(base)
-        usual_accuracy = _accuracy(_read(replace(
-            experiment.make_config(dataset, activation, profile="paper"), init=usual)))
+    lecun_accuracy, usual_accuracy = _accuracy(base), _accuracy(usual_run)
+    if (cell["column"] == tables.column_name(activation, "baseline")
+            and not math.isnan(lecun_accuracy) and not math.isnan(usual_accuracy)):
         paper = paper_value(2, dataset, activation, "baseline")
         low, high = sorted((lecun_accuracy, usual_accuracy))
-        if low <= paper <= high:  # False when either run is missing (NaN)
+        if low <= paper <= high:
             return (f"initialisation (the paper names none): its {paper:.1f}% lies between our "
                     f"LeCun-initialised net ({lecun_accuracy:.1f}%) and the {usual}-initialised "
                     f"one ({usual_accuracy:.1f}%)")
-        if not math.isnan(low):
-            checked.append(f"initialisation (LeCun {lecun_accuracy:.1f}%, "
-                           f"{usual} {usual_accuracy:.1f}%)")
+        checked.append(f"initialisation (LeCun {lecun_accuracy:.1f}%, "
+                       f"{usual} {usual_accuracy:.1f}%)")
     return "unexplained; ruled out: " + ", ".join(checked)
 
 

@@ -195,7 +195,8 @@ def build(
     """
     records = list(records)
     measured = ours(records, table)
-    test_rows = {r["config"]["dataset"]: r["n_test"] for r in records if r.get("n_test")}
+    test_rows = {architecture(r["config"]["dataset"]).paper_name: r["n_test"]
+                 for r in records if r.get("n_test")}
     cell_notes = notes(records)
     covered = set(datasets() if covered is None else covered)
     wanted = None if shown is None else {canonical_name(n) for n in shown}
@@ -228,9 +229,7 @@ def build(
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     frame.insert(0, ("", "status"), status)
     if table == 2:
-        names = [name for name in datasets() if wanted is None or name in wanted]
-        rows_tested = pd.Series([test_rows.get(name, np.nan) for name in names],
-                                index=frame.index, dtype=float)
+        rows_tested = pd.Series(frame.index.map(test_rows), index=frame.index, dtype=float)
         paper_selu = frame[(column_name("selu", "baseline"), "paper")] / 100
         frame.insert(1, ("", "test rows"), rows_tested)
         frame.insert(2, ("", "binomial SE"),
