@@ -58,7 +58,7 @@ def test_edited_record_is_refused_and_rerun(uci_dir):
     record = json.loads(path.read_text())
     assert record["schema_version"] == records.SCHEMA_VERSION
     for field in ("git_commit", "torch_version", "python_version", "torch_threads", "device",
-                  "code_fingerprint"):
+                  "code_fingerprint", "cpu", "numpy_version"):
         assert field in record
     record.update(test_accuracy=0.99, torch_version="9.9", git_commit="0" * 40)
     path.write_text(json.dumps(record))
@@ -278,9 +278,13 @@ def _alive(pid: int) -> bool:
 
 # ---- determinism: a committed record, rerun ------------------------------------------------------
 
-def test_a_committed_record_reruns_bit_for_bit(uci_dir):
-    """image-segmentation, tanh baseline, paper profile (about 1 s alone, with 1 thread)."""
-    from companion import verify
+def test_a_committed_record_reruns_to_its_results(uci_dir):
+    """image-segmentation, tanh baseline, paper profile (about 1 s alone, with 1 thread).
+
+    Bit for bit where the record was made on this kind of processor; elsewhere float32 sums
+    round differently (the committed record's losses differ by up to 8.6e-8 on an Intel family
+    6 model 207), so only the results shown (accuracies, predictions) must be equal."""
+    from companion import provenance, verify
 
     path = Path(__file__).resolve().parents[1] / "results/class-lr-uci-paper/3a7af3b66ffda949.json"
     committed = records.read_record(path)
@@ -290,9 +294,51 @@ def test_a_committed_record_reruns_bit_for_bit(uci_dir):
         fresh = json.loads(json.dumps(verify.rerun([committed])[0]))
     finally:
         torch.set_num_threads(threads)
-    assert list(verify.differences(committed, fresh)) == []
-    for field in ("test_accuracy", "val_accuracy", "test_correct", "history"):
+    status, found = verify.verdict(committed, fresh)
+    if committed.get("cpu") == provenance.cpu_description():
+        assert status == "identical", found
+    assert status in ("identical", "same results"), found
+    for field in ("test_accuracy", "val_accuracy", "test_correct"):
         assert fresh[field] == committed[field]
+    for field in ("val_accuracy", "test_accuracy"):
+        assert fresh["history"][field] == committed["history"][field]
+
+
+def test_a_run_is_bit_for_bit_deterministic_on_one_machine(uci_dir):
+    """The same config twice here: every field, losses included, equal to the last bit."""
+    from companion import verify
+
+    path = Path(__file__).resolve().parents[1] / "results/class-lr-uci-paper/3a7af3b66ffda949.json"
+    committed = records.read_record(path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        first, second = (json.loads(json.dumps(verify.rerun([committed])[0])) for _ in range(2))
+    finally:
+        torch.set_num_threads(threads)
+    assert verify.verdict(first, second) == ("identical", [])
+    assert first["cpu"] == second["cpu"] and "torch" in first["cpu"]
+
+
+def test_a_rounding_drift_is_told_apart_from_a_changed_result():
+    from companion import verify
+
+    old = {"test_accuracy": 0.75, "test_correct": "1101", "neuron_specialization": {"overall": 0.1},
+           "history": {"train_loss": [2.3, 1.9], "test_accuracy": [0.5, 0.75]},
+           "multiplier_trace": [{"mean": 143.90}], "diverged": False, "wall_time_s": 3.0,
+           "cpu": "A"}
+    assert verify.verdict(old, {**old, "wall_time_s": 9.0, "cpu": "B"}) == ("identical", [])
+    drifted = {**old, "history": {**old["history"], "train_loss": [2.3 + 8.6e-8, 1.9]},
+               "multiplier_trace": [{"mean": 143.9025}]}
+    status, found = verify.verdict(old, drifted)
+    assert status == "same results" and found == [
+        "history.train_loss: 1 of 2 values differ, by up to 8.6e-08",
+        "multiplier_trace[0].mean: 143.9 committed, 143.9025 now (difference 0.0025)"]
+    for changed in ({"test_correct": "1100"}, {"test_accuracy": 0.75 + 1 / 105},
+                    {"neuron_specialization": {"overall": 0.1 + 1e-9}},
+                    {"history": {**old["history"], "test_accuracy": [0.5, 0.7]}},
+                    {"diverged": True}):
+        assert verify.verdict(old, {**old, **changed})[0] == "differs", changed
 
 
 # ---- Dask -------------------------------------------------------------------------------------

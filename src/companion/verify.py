@@ -4,9 +4,12 @@
 
 Every record of `results/*-paper/` whose recorded `wall_time_s` is under `--max-seconds` is
 run again (cheapest first; class-lr cutoffs of one run together, as the sweep runs them) and
-reported as `identical` or `differs` with the fields that differ and by how much. Provenance
-(times, versions, commit, threads) is not compared. Nothing is written to or deleted from
-`results/`: the reruns keep their records in memory (and any checkpoint in a temporary folder).
+reported as `identical`, `same results` (every accuracy, prediction and other shown result
+equal to the last bit; only diagnostics such as losses differ: what a processor that rounds
+float32 sums differently gives) or `differs`, with the fields that differ and by how much.
+Provenance (times, versions, commit, threads, CPU) is not compared. Nothing is written to or
+deleted from `results/`: the reruns keep their records in memory (and any checkpoint in a
+temporary folder).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from companion.data.sources import REPO_ROOT
 
 # Fields that describe how and where a record was made, not what the run computed.
 PROVENANCE = frozenset({"wall_time_s", "git_commit", "torch_version", "python_version",
-                        "torch_threads", "device", "platform", "schema_version",
+                        "torch_threads", "device", "platform", "cpu", "numpy_version",
+                        "schema_version",
                         "code_fingerprint", records.DIGEST_FIELD, "resumed_after_epoch",
                         "multiplier_mib", "seconds"})
 
@@ -67,6 +71,31 @@ def differences(old: Any, new: Any, where: str = "") -> Iterator[str]:
         yield f"{name}: {old!r} committed, {new!r} now"
 
 
+# What the tables and figures show: a field whose path contains one of these words must rerun
+# exactly. Everything else (losses, multiplier traces, norms) is a diagnostic of the training
+# path, where another processor's float32 rounding (see `provenance.cpu_description`) grows
+# over the epochs, most in runs that blow up.
+RESULT_WORDS = ("accuracy", "correct", "error", "prediction", "label", "specialization",
+                "diverged", "non_convergence", "alpha_mu", "parameters", "n_test", "n_train")
+
+
+def is_result(path: str) -> bool:
+    """Whether the field at `path` (as :func:`differences` names it) is a shown result."""
+    return any(word in path for word in RESULT_WORDS)
+
+
+def verdict(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, list[str]]:
+    """('identical' | 'same results' | 'differs', the differences) of a committed and a fresh
+    record. 'same results': every result field (:func:`is_result`) equal to the last bit,
+    only diagnostics of the training path differ (what a rerun on another processor gives)."""
+    found = list(differences(old, new))
+    if not found:
+        return "identical", found
+    paths = [line.split(":", 1)[0] for line in found]
+    return ("differs" if any(map(is_result, paths)) or "(record)" in paths
+            else "same results"), found
+
+
 def committed(max_seconds: float, root: Path = REPO_ROOT / "results") -> list[tuple[Path, dict]]:
     """(path, record) of the committed paper-profile records under `max_seconds`, cheapest first."""
     found = []
@@ -90,8 +119,10 @@ def rerun(records_: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return module.run_group(configs)
 
 
-def verify(paths_and_records: Sequence[tuple[Path, dict]]) -> Iterator[tuple[Path, list[str]]]:
-    """(path, differences) per record, rerunning class-lr cutoffs of one run together."""
+def verify(paths_and_records: Sequence[tuple[Path, dict]]
+           ) -> Iterator[tuple[Path, str, list[str]]]:
+    """(path, verdict, differences) per record (see :func:`verdict`), rerunning class-lr
+    cutoffs of one run together."""
     from companion.class_lr.experiment import UCIRunConfig, group_key
 
     groups: dict[Any, list[tuple[Path, dict]]] = {}
@@ -103,7 +134,7 @@ def verify(paths_and_records: Sequence[tuple[Path, dict]]) -> Iterator[tuple[Pat
     for members in groups.values():
         fresh = rerun([record for _, record in members])
         for (path, record), new in zip(members, fresh):
-            yield path, list(differences(record, json.loads(json.dumps(new))))
+            yield path, *verdict(record, json.loads(json.dumps(new)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,17 +151,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = committed(args.max_seconds)[: args.limit]
     print(f"rerunning {len(chosen)} committed paper-profile records "
           f"(recorded wall time < {args.max_seconds:g} s)", flush=True)
-    identical = 0
+    from companion.provenance import cpu_description
+
+    print(f"this processor: {cpu_description()}", flush=True)
+    counts = dict.fromkeys(("identical", "same results", "differs"), 0)
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["COMPANION_RESULTS_DIR"] = scratch  # checkpoints of CIFAR reruns go here
-        for path, found in verify(chosen):
+        made = {path: record.get("cpu", "processor not recorded") for path, record in chosen}
+        for path, status, found in verify(chosen):  # grouped by run, not in `chosen` order
+            counts[status] += 1
             name = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
-            if found:
-                print(f"differs    {name}: " + "; ".join(found[:4]), flush=True)
-            else:
-                identical += 1
-                print(f"identical  {name}", flush=True)
-    print(f"{identical} of {len(chosen)} identical")
+            detail = f": {'; '.join(found[:4])} (recorded on: {made[path]})" if found else ""
+            print(f"{status:<12} {name}{detail}", flush=True)
+    print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" of {len(chosen)}")
     return 0
 
 
