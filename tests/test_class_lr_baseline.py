@@ -131,3 +131,25 @@ def test_table_from_records_puts_ours_beside_paper(uci_dir):
     assert np.isnan(table.loc["Letter", ("", "test rows")])
     markdown = outputs.to_markdown(table)
     assert markdown.count("\n") == 47 and "| Car |" in markdown
+
+
+def test_labels_of_neighbouring_outliers_do_not_share_a_line():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from companion.outputs import label_outliers
+
+    x = pd.Series({"a": -5.6, "b": -5.4, "c": 0.0, "d": 0.1, "e": 2.0})
+    y = pd.Series({"a": 0.25, "b": 0.20, "c": 0.0, "d": 0.1, "e": -3.0})
+    figure, axis = plt.subplots()
+    label_outliers(axis, x, y, x.abs() + y.abs(), count=3)
+    texts = {t.get_text(): t for t in axis.texts}
+    assert set(texts) == {"a", "b", "e"}
+    # a and b are neighbours at the left edge: both to the right of their points, a line apart
+    assert texts["a"].get_ha() == texts["b"].get_ha() == "left"
+    assert texts["a"].xyann[1] - texts["b"].xyann[1] == 9
+    assert texts["e"].get_ha() == "right"  # at the right edge, the label goes left
+    plt.close(figure)

@@ -137,3 +137,16 @@ def test_fused_kernel_survives_a_build_lock_left_by_a_killed_process():
     (Path(kernel.__file__).parent / "lock").touch()  # what a build killed mid-way leaves
     fused_kernel.cache_clear()
     assert hasattr(fused_kernel(), "fused_class_lr_update")  # torch alone would wait forever
+
+
+def test_weights_off_the_cpu_take_the_torch_ops_step():
+    """The fused kernel is CPU code: on another device "auto" steps in torch ops, and asking
+    for "fused" there is an error that says what to use (a 'meta' tensor stands in for a GPU)."""
+    from companion.class_lr.optimizer import _kernel_for
+
+    elsewhere = torch.device("meta")
+    assert _kernel_for("auto", elsewhere) is None
+    assert _kernel_for("torch", elsewhere) is None
+    with pytest.raises(ValueError, match="backend='auto' or 'torch'"):
+        _kernel_for("fused", elsewhere)
+    assert _kernel_for("fused", torch.device("cpu")) is not None

@@ -86,3 +86,27 @@ def test_cutoff_is_chosen_by_validation_and_tested_by_mcnemar():
     assert counts.loc["selu", "significantly better"] == 1
     assert tables.paper_outcome_counts().loc["selu", ["better", "worse", "equal"]].tolist() == [
         21, 14, 10]
+
+
+def test_a_sweep_on_a_device_this_machine_lacks_stops_before_any_run(tmp_path, uci_dir,
+                                                                     monkeypatch):
+    """`--device cuda` without a GPU: a clear error and no record; with one, the GPU run's
+    record states its device and keeps the CPU run's data split (same test rows)."""
+    import torch
+
+
+    monkeypatch.setenv("COMPANION_RESULTS_DIR", str(tmp_path))
+    grid = sweep.configs(["car"], ["relu"], ["baseline", "class_lr"], [0], "smoke")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU here"):
+            sweep.run_configs(grid, device="cuda")
+        assert not list(tmp_path.rglob("*.json"))
+        with pytest.raises(SystemExit):
+            sweep.main(["--profile", "smoke", "--datasets", "car", "--device", "cuda"])
+        return
+    on_gpu = sweep.run_configs(grid, device="cuda")
+    on_cpu = [experiment.run(config) for config in grid]
+    for gpu, cpu in zip(on_gpu, on_cpu):
+        assert gpu["device"] == torch.cuda.get_device_name() and cpu["device"] == "cpu"
+        assert gpu["n_test"] == cpu["n_test"] and gpu["config"] == cpu["config"]
+        assert abs(gpu["test_accuracy"] - cpu["test_accuracy"]) < 0.1

@@ -23,8 +23,8 @@ def figures_dir() -> Path:
 def label_outliers(axis: plt.Axes, x: pd.Series, y: pd.Series, distance: pd.Series,
                    count: int = 3) -> None:
     """Write the index label (the data set) beside the `count` points of largest `distance`;
-    a label whose point lies close to an already labelled one goes to the left of its point,
-    and a line lower for each further neighbour."""
+    a label whose point lies close to already labelled ones goes a line lower per such
+    neighbour, and to the left of its point when there is room there (not at the left edge)."""
     span_x = float(x.max() - x.min()) or 1.0
     span_y = float(y.max() - y.min()) or 1.0
     placed: list[tuple[float, float]] = []  # labelled points, as fractions of the data ranges
@@ -33,9 +33,9 @@ def label_outliers(axis: plt.Axes, x: pd.Series, y: pd.Series, distance: pd.Seri
         # A label is about 40% of a panel wide and 4% high.
         clashes = sum(abs(fx - qx) < 0.4 and abs(fy - qy) < 0.08 for qx, qy in placed)
         placed.append((fx, fy))
-        left = clashes % 2 == 1
+        left = fx > 0.7 or (clashes % 2 == 1 and fx > 0.3)
         axis.annotate(str(name), (x[name], y[name]), textcoords="offset points",
-                      xytext=(-4 if left else 4, 4 - 9 * (clashes // 2)),
+                      xytext=(-4 if left else 4, 4 - 9 * clashes),
                       ha="right" if left else "left", fontsize=7, color="C3")
 
 

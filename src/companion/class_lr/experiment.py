@@ -22,6 +22,7 @@ from companion import provenance, records, validation
 from companion.class_lr.convergence import non_convergence
 from companion.class_lr.registry import ACTIVATIONS, METHODS, architecture
 from companion.class_lr.training import Training, build_model, predict, specialization
+from companion.devices import describe, resolve_device
 from companion.profiles import resolve_profile
 
 EXPERIMENT = "class-lr-uci"
@@ -198,7 +199,7 @@ def make_record(training: Training, config: UCIRunConfig, started: float, **extr
         )
     record.update(
         wall_time_s=round(time.perf_counter() - started, 3),
-        **provenance.record_provenance(EXPERIMENT),
+        **provenance.record_provenance(EXPERIMENT, describe(training.device)),
     )
     return record
 
@@ -210,24 +211,34 @@ def group_key(config: UCIRunConfig) -> UCIRunConfig:
     return replace(config, cutoff=None)
 
 
-def run_group(configs: Sequence[UCIRunConfig]) -> list[dict[str, Any]]:
-    """Records of configs sharing one `group_key`, in the order given."""
+def run_group(configs: Sequence[UCIRunConfig], device: str | None = "cpu"
+              ) -> list[dict[str, Any]]:
+    """Records of configs sharing one `group_key`, in the order given (`device`: see `run`)."""
     if configs[0].method == "class_lr":
-        return run_cutoffs(configs)
-    return [run(config) for config in configs]
+        return run_cutoffs(configs, device)
+    return [run(config, device) for config in configs]
 
 
-def run(config: UCIRunConfig) -> dict[str, Any]:
-    """Train and evaluate one config; return its record (see `records`)."""
+def run(config: UCIRunConfig, device: str | None = "cpu") -> dict[str, Any]:
+    """Train and evaluate one config; return its record (see `records`).
+
+    `device` ("cpu", the default; "cuda", "cuda:1", "mps", or "auto"/None for the best there
+    is) is where it trains, not part of the config, and the record states it (`device`,
+    `cpu`). On every device the initial weights and the batch order are the same (drawn on the
+    CPU); float rounding differs, and so do dropout masks, which a GPU draws from its own
+    generator: a GPU run of a net with dropout is another draw of the same seed's run. On a
+    GPU the class-lr step runs in torch ops (`optimizer.ClassLR`, backend "torch").
+    """
     if config.method == "class_lr":
-        return run_cutoffs([config])[0]
+        return run_cutoffs([config], device)[0]
     started = time.perf_counter()
-    training = Training(config)
+    training = Training(config, resolve_device(device))
     training.train_sgd(config.epochs)
     return make_record(training, config, started)
 
 
-def run_cutoffs(configs: Sequence[UCIRunConfig]) -> list[dict[str, Any]]:
+def run_cutoffs(configs: Sequence[UCIRunConfig], device: str | None = "cpu"
+                ) -> list[dict[str, Any]]:
     """Class-lr runs that differ only in their cutoff, sharing the epochs before each cutoff.
 
     Train with class-based rates to the first cutoff, branch off a copy that finishes with
@@ -250,7 +261,7 @@ def run_cutoffs(configs: Sequence[UCIRunConfig]) -> list[dict[str, Any]]:
     pending, alpha_mu, attempt = list(configs), first.alpha_mu, 0
     while pending and attempt <= retries:
         started = time.perf_counter()
-        training, failed = Training(pending[0]), []
+        training, failed = Training(pending[0], resolve_device(device)), []
         for config in pending:
             optimizer = training.train_class_lr(config.cutoff, alpha_mu)
             branch = training.checkpoint()

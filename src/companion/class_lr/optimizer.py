@@ -98,10 +98,16 @@ def managed_layers(hidden_layers: Sequence[nn.Module]) -> list[CapturingLinear]:
     return layers  # type: ignore[return-value]
 
 
-def _kernel_for(backend: str) -> Any:
-    """The compiled kernel for "fused"; for "auto" also, unless it cannot be built (no C++
-    compiler), in which case the same step runs in torch ops, with a warning."""
+def _kernel_for(backend: str, device: torch.device) -> Any:
+    """The compiled kernel for "fused"; for "auto" also, unless the weights are not on the CPU
+    (the kernel is CPU code; on a GPU the step runs in torch ops) or the kernel cannot be built
+    (no C++ compiler), in which case the same step runs in torch ops, with a warning."""
     if backend == "torch":
+        return None
+    if device.type != "cpu":
+        if backend == "fused":
+            raise ValueError(f"backend='fused' is CPU code, but the weights are on {device}; "
+                             "use backend='auto' or 'torch' (torch ops, on any device)")
         return None
     if backend == "fused":
         return fused_kernel()
@@ -138,7 +144,7 @@ class ClassLR:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
         if lr <= 0 or alpha_mu < 0:
             raise ValueError("need lr > 0 and alpha_mu >= 0")
-        self.kernel = _kernel_for(backend)
+        self.kernel = _kernel_for(backend, layers[0].weight.device)
         self.layers = list(layers)
         self.n_classes, self.lr, self.alpha_mu, self.statistic = n_classes, lr, alpha_mu, statistic
         managed = {id(p) for layer in self.layers for p in (layer.weight, layer.bias)}

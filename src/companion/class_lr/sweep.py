@@ -8,11 +8,18 @@ On a Dask cluster (`dask.distributed`; on SLURM, `dask-jobqueue`'s `SLURMCluster
 whose workers see the same results directory:
 
     python -m companion.class_lr.sweep --profile paper --scheduler tcp://10.0.0.1:8786
+
+On a GPU (`--device cuda`; the records are the same configs, so they fill the same tables, and
+each states the device it ran on): worth it for the large nets, where one CPU core needs hours
+per run (chess-krvk, wine-quality-white); several sweeps can share one GPU.
+
+    python -m companion.class_lr.sweep --profile paper --datasets chess-krvk --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from functools import cache
@@ -22,6 +29,7 @@ from companion import records, scheduling
 from companion.class_lr import experiment
 from companion.class_lr.registry import ACTIVATIONS, canonical_name, datasets
 from companion.data import uci
+from companion.devices import resolve_device
 from companion.parameters import as_list
 from companion.profiles import resolve_profile
 
@@ -110,15 +118,18 @@ def configs(
 
 def run_configs(
     grid: list[experiment.UCIRunConfig], n_jobs: int = 1, backend: str = "loky",
-    scheduler: Any = None,
+    scheduler: Any = None, device: str | None = "cpu",
 ) -> list[dict[str, Any]]:
     """Run (or read back) every config of the grid; see `scheduling.run_sweep`.
 
     `scheduler`: None runs locally with joblib (`n_jobs` workers); a Dask scheduler address
-    (or a `distributed.Client`) sends the runs to that cluster's workers instead.
+    (or a `distributed.Client`) sends the runs to that cluster's workers instead. `device`:
+    where each run trains (see `experiment.run`), checked here before anything starts.
     """
     name = experiment_name(grid)
-    return scheduling.run_sweep(grid, experiment.run_group, name, n_jobs=n_jobs, backend=backend,
+    resolve_device(device)  # an unavailable device fails now, with what to do instead
+    run_group = functools.partial(experiment.run_group, device=device)
+    return scheduling.run_sweep(grid, run_group, name, n_jobs=n_jobs, backend=backend,
                                 group_key=experiment.group_key, scheduler=scheduler)
 
 
@@ -163,13 +174,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--backend", default="loky")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="a Dask scheduler, e.g. tcp://10.0.0.1:8786 (default: local joblib)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default), cuda, cuda:1, mps or auto: where the runs train")
     args = parser.parse_args(argv)
+    try:
+        resolve_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     profile = resolve_profile(args.profile)
     names = args.datasets or profile_datasets(profile)
     if args.cheapest:
         names = [n for n in datasets_by_cost(profile) if n in names][: args.cheapest]
     grid = configs(names, args.activations, args.methods, args.seeds, profile)
-    done = run_configs(grid, n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler)
+    done = run_configs(grid, n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler,
+                       device=args.device)
     print(f"{len(done)} runs recorded in results/{experiment_name(grid)}/")
 
 

@@ -38,14 +38,16 @@ def build_model(config: UCIRunConfig, n_features: int, n_classes: int) -> SelfNo
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+    """Predicted classes of the rows of `x`, on the CPU (whatever device the model is on)."""
     model.eval()
-    return torch.cat([model(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
+    return torch.cat([model(x[i : i + batch]).argmax(1).cpu() for i in range(0, len(x), batch)])
 
 
 def specialization(model: SelfNormalizingMLP, x: torch.Tensor, y: np.ndarray, k: int) -> dict:
     """Table 3 statistic per hidden layer and over all hidden neurons (weighted by width)."""
     model.eval()
-    per_layer = [neuron_specialization(a.numpy(), y, k) for a in model.hidden_activations(x)]
+    per_layer = [neuron_specialization(a.cpu().numpy(), y, k)
+                 for a in model.hidden_activations(x)]
     widths = [layer.out_features for layer in model.hidden_layers]
     overall = float(np.dot(per_layer, widths) / sum(widths))
     return {"per_layer": per_layer, "overall": overall}
@@ -60,17 +62,18 @@ class Training:
     runs from scratch would give.
     """
 
-    def __init__(self, config: UCIRunConfig) -> None:
-        self.config = config
+    def __init__(self, config: UCIRunConfig, device: torch.device | str = "cpu") -> None:
+        self.config, self.device = config, torch.device(device)
         self.data = uci.load(config.dataset, seed=config.seed, split=config.split,
                              fold=config.fold)
-        torch.manual_seed(config.seed)  # weights and dropout masks
-        self.order = torch.Generator().manual_seed(config.seed)  # minibatch order
-        self.model = build_model(config, self.data.n_features, self.data.n_classes)
-        self.x_train = torch.from_numpy(self.data.train.x)
-        self.y_train = torch.from_numpy(self.data.train.y)
-        self.x_val, self.x_test = torch.from_numpy(self.data.val.x), torch.from_numpy(
-            self.data.test.x)
+        torch.manual_seed(config.seed)  # weights and dropout masks (CUDA's generator too)
+        self.order = torch.Generator().manual_seed(config.seed)  # minibatch order, on the CPU
+        # Weights are drawn on the CPU and then moved: the same initial net on every device.
+        model = build_model(config, self.data.n_features, self.data.n_classes)
+        self.model = model.to(self.device)
+        on_device = lambda array: torch.from_numpy(array).to(self.device)  # noqa: E731
+        self.x_train, self.y_train = on_device(self.data.train.x), on_device(self.data.train.y)
+        self.x_val, self.x_test = on_device(self.data.val.x), on_device(self.data.test.x)
         n = len(self.y_train)
         self.rows = min(n, config.max_train_samples or n)
         self.history: dict[str, list[float]] = {
@@ -89,7 +92,7 @@ class Training:
         """One epoch; `step(x, y, batch_index, n_batches)` updates the model, returns the loss."""
         self.model.train()
         permutation = torch.randperm(len(self.y_train), generator=self.order)[: self.rows]
-        batches = permutation.split(self.config.batch_size)
+        batches = permutation.to(self.device).split(self.config.batch_size)
         total = 0.0
         for index, batch in enumerate(batches):
             loss = step(self.x_train[batch], self.y_train[batch], index, len(batches))
@@ -173,6 +176,9 @@ class Training:
             "model": copy.deepcopy(self.model.state_dict()),
             "order": self.order.get_state(),
             "torch_rng": torch.get_rng_state(),
+            # dropout masks of a CUDA run come from the device's generator
+            "device_rng": (torch.cuda.get_rng_state(self.device)
+                           if self.device.type == "cuda" else None),
             "history": copy.deepcopy(self.history),
             "diverged": self.diverged,
             "first_nonfinite": copy.deepcopy(self.first_nonfinite),
@@ -183,6 +189,8 @@ class Training:
         self.model.load_state_dict(state["model"])
         self.order.set_state(state["order"])
         torch.set_rng_state(state["torch_rng"])
+        if state["device_rng"] is not None:
+            torch.cuda.set_rng_state(state["device_rng"], self.device)
         self.history = copy.deepcopy(state["history"])
         self.diverged = state["diverged"]
         self.first_nonfinite = copy.deepcopy(state["first_nonfinite"])

@@ -16,34 +16,10 @@ from collections.abc import Iterator
 
 import torch
 
-AUTO = "auto"
+from companion.devices import AUTO, describe, resolve_device
 
-
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend is not None and backend.is_available())
-
-
-def resolve_device(request: str | None) -> torch.device:
-    """The torch device for a config's `device` field: None or "auto" pick CUDA, MPS, CPU."""
-    if request is None or request == AUTO:
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(request)
-    except RuntimeError as error:
-        raise ValueError(f"device {request!r} is not a torch device ({error}); use 'auto' "
-                         "(the default), 'cpu', or e.g. 'cuda' or 'cuda:1'") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {request!r} was asked for but torch sees no CUDA GPU here; "
-                         "use device='auto' (or None) to train on what this machine has")
-    if device.type == "mps" and not _mps_available():
-        raise ValueError(f"device {request!r} was asked for but MPS is not available here; "
-                         "use device='auto' (or None)")
-    return device
+__all__ = ["AUTO", "autocast", "autocast_dtype", "autocast_name", "describe",
+           "maybe_compile", "resolve_device"]
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
@@ -66,13 +42,6 @@ def autocast(device: torch.device) -> Iterator[None]:
         return
     with torch.autocast(device.type, dtype=dtype):
         yield
-
-
-def describe(device: torch.device) -> str:
-    """The device as a record states it: the GPU's name, "mps" or "cpu"."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return device.type
 
 
 def maybe_compile(model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
