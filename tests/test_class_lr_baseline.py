@@ -153,3 +153,13 @@ def test_labels_of_neighbouring_outliers_do_not_share_a_line():
     assert texts["a"].xyann[1] - texts["b"].xyann[1] == 9
     assert texts["e"].get_ha() == "right"  # at the right edge, the label goes left
     plt.close(figure)
+
+
+def test_device_summary_counts_where_records_trained():
+    from companion.class_lr import tables
+
+    cpu_only = [{"device": "cpu"}, {}]  # a record from before devices were recorded: a CPU
+    assert tables.device_summary(cpu_only) == "Devices: all 2 records were trained on CPUs."
+    mixed = cpu_only + [{"device": "NVIDIA H200"}] * 3
+    line = tables.device_summary(mixed)
+    assert line.startswith("Devices: 2 of 5 records were trained on CPUs, 3 on NVIDIA H200 (")

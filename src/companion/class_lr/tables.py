@@ -11,6 +11,7 @@ earlier cutoff: the paper's "cross-validation" of the cutoff.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -179,6 +180,23 @@ def code_summary(records: Iterable[dict[str, Any]]) -> str:
             "run code than this checkout's (provenance.code_status); their configs are the "
             "table's, so they are shown. `make verify` reruns the cheapest of them and reports "
             "whether they reproduce.")
+
+
+def device_summary(records: Iterable[dict[str, Any]]) -> str:
+    """One line under a table: where its records were trained (the record's `device`).
+
+    A run's device is not part of its config (`experiment.run`), so a GPU record fills the same
+    cell as a CPU one would; this line says how many did. Records from before devices were
+    recorded trained on a CPU.
+    """
+    records = list(records)
+    devices = Counter(r.get("device") or "cpu" for r in records)
+    elsewhere = {name: n for name, n in devices.items() if name != "cpu"}
+    if not elsewhere:
+        return f"Devices: all {len(records)} records were trained on CPUs."
+    listed = ", ".join(f"{n} on {name}" for name, n in sorted(elsewhere.items()))
+    return (f"Devices: {devices['cpu']} of {len(records)} records were trained on CPUs, {listed} "
+            "(same configs; a GPU draws its own dropout masks, see README 'On a GPU').")
 
 
 def build(
