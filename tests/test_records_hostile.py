@@ -320,6 +320,17 @@ def test_a_run_is_bit_for_bit_deterministic_on_one_machine(uci_dir):
     assert first["cpu"] == second["cpu"] and "torch" in first["cpu"]
 
 
+def test_a_committed_context_record_reruns(uci_dir):
+    """`make verify` reruns the GBT / RF context records too (through their own module)."""
+    from companion import verify
+
+    folder = Path(__file__).resolve().parents[1] / "results/context-uci-paper"
+    path, committed = min(((p, records.read_record(p)) for p in folder.glob("*.json")),
+                          key=lambda item: item[1]["wall_time_s"])
+    [(_, status, found)] = list(verify.verify([(path, committed)]))
+    assert status in ("identical", "same results"), found
+
+
 def test_a_rounding_drift_is_told_apart_from_a_changed_result():
     from companion import verify
 

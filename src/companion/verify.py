@@ -109,13 +109,17 @@ def committed(max_seconds: float, root: Path = REPO_ROOT / "results") -> list[tu
 def rerun(records_: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fresh records of the configs of `records_` (all of one experiment family)."""
     experiment = records_[0]["experiment"]
+    if experiment.startswith("context-uci"):  # the GBT / RF context columns of Table 2
+        from companion.class_lr import context
+        return context.run_group([context.ContextRunConfig(**r["config"]) for r in records_])
     if experiment.startswith("class-lr"):
         from companion.class_lr import experiment as module
         configs = [module.UCIRunConfig(**r["config"]) for r in records_]
         return module.run_group(configs)
     from companion.fixed_classifier import experiment as module
-    configs = [module.CIFARRunConfig(**{**r["config"], "lr_milestones": tuple(
-        r["config"]["lr_milestones"])}) for r in records_]
+    # JSON stores the milestones as a list; older records leave them out (the default)
+    configs = [module.CIFARRunConfig(**{k: tuple(v) if k == "lr_milestones" else v
+                                        for k, v in r["config"].items()}) for r in records_]
     return module.run_group(configs)
 
 
