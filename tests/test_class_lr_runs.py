@@ -110,3 +110,19 @@ def test_a_sweep_on_a_device_this_machine_lacks_stops_before_any_run(tmp_path, u
         assert gpu["device"] == torch.cuda.get_device_name() and cpu["device"] == "cpu"
         assert gpu["n_test"] == cpu["n_test"] and gpu["config"] == cpu["config"]
         assert abs(gpu["test_accuracy"] - cpu["test_accuracy"]) < 0.1
+
+
+def test_missing_lists_what_has_no_record_and_runs_nothing(tmp_path, uci_dir, monkeypatch, capsys):
+    monkeypatch.setenv("COMPANION_RESULTS_DIR", str(tmp_path))
+    grid = sweep.configs(["car"], ["relu"], ["baseline", "class_lr"], [0, 1], "smoke")
+    before = sweep.missing(grid)
+    assert before[["dataset", "seed", "configs", "class-lr"]].values.tolist() == [
+        ["car", 0, 2, 1], ["car", 1, 2, 1]]  # smoke: one class-lr cutoff
+    assert (before["TFLOP"] > 0).all()
+    sweep.run_configs([c for c in grid if c.seed == 0])
+    after = sweep.missing(grid)
+    assert after["seed"].tolist() == [1]
+    sweep.main(["--profile", "smoke", "--datasets", "car", "--activations", "relu", "--methods",
+                "baseline", "class_lr", "--seeds", "0", "1", "--missing"])
+    assert "2 of 4 configs missing" in capsys.readouterr().out
+    assert len(list(tmp_path.rglob("*.json"))) == 2  # --missing ran nothing

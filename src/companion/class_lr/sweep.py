@@ -25,6 +25,8 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
 
+import pandas as pd
+
 from companion import records, scheduling
 from companion.class_lr import experiment
 from companion.class_lr.registry import ACTIVATIONS, canonical_name, datasets
@@ -154,6 +156,26 @@ def recorded(grid: list[experiment.UCIRunConfig], pre_study: bool = True
     return found
 
 
+def missing(grid: list[experiment.UCIRunConfig]) -> pd.DataFrame:
+    """What of the grid has no usable record yet, per data set and seed: the configs and their
+    training compute (TFLOP: 6 flops per weight per sample per epoch, `training_cost`; a
+    class-lr epoch costs 1.5-2 times a plain one on a CPU, retries more). Runs nothing."""
+    name = experiment_name(grid)
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for config in grid:
+        if records.usable(records.record_path(name, config), config) is not None:
+            continue
+        row = rows.setdefault((config.dataset, config.seed), {
+            "dataset": config.dataset, "seed": config.seed, "configs": 0, "class-lr": 0,
+            "TFLOP": 0.0})
+        row["configs"] += 1
+        row["class-lr"] += config.method == "class_lr"
+        row["TFLOP"] += training_cost(config.dataset, config.profile)
+    columns = ["dataset", "seed", "configs", "class-lr", "TFLOP"]
+    frame = pd.DataFrame(list(rows.values()), columns=columns)
+    return frame.sort_values(["dataset", "seed"], ignore_index=True)
+
+
 def experiment_name(grid: list[experiment.UCIRunConfig]) -> str:
     """Records go to `results/class-lr-uci-<profile>/`; only `paper` ones are committed."""
     profiles = {c.profile for c in grid}
@@ -176,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="a Dask scheduler, e.g. tcp://10.0.0.1:8786 (default: local joblib)")
     parser.add_argument("--device", default="cpu",
                         help="cpu (default), cuda, cuda:1, mps or auto: where the runs train")
+    parser.add_argument("--missing", action="store_true",
+                        help="list what of the grid has no record yet, and its compute; "
+                             "run nothing")
     args = parser.parse_args(argv)
     try:
         resolve_device(args.device)
@@ -186,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.cheapest:
         names = [n for n in datasets_by_cost(profile) if n in names][: args.cheapest]
     grid = configs(names, args.activations, args.methods, args.seeds, profile)
+    if args.missing:
+        table = missing(grid)
+        print(table.round(2).to_string(index=False) if len(table) else "nothing missing")
+        print(f"{int(table['configs'].sum())} of {len(grid)} configs missing, "
+              f"{table['TFLOP'].sum():.1f} TFLOP of training")
+        return
     done = run_configs(grid, n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler,
                        device=args.device)
     print(f"{len(done)} runs recorded in results/{experiment_name(grid)}/")
