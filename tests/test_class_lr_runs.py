@@ -94,7 +94,6 @@ def test_a_sweep_on_a_device_this_machine_lacks_stops_before_any_run(tmp_path, u
     record states its device and keeps the CPU run's data split (same test rows)."""
     import torch
 
-
     monkeypatch.setenv("COMPANION_RESULTS_DIR", str(tmp_path))
     grid = sweep.configs(["car"], ["relu"], ["baseline", "class_lr"], [0], "smoke")
     if not torch.cuda.is_available():

@@ -278,22 +278,31 @@ def _alive(pid: int) -> bool:
 
 # ---- determinism: a committed record, rerun ------------------------------------------------------
 
-def test_a_committed_record_reruns_to_its_results(uci_dir):
-    """image-segmentation, tanh baseline, paper profile (about 1 s alone, with 1 thread).
+# image-segmentation, tanh baseline, paper profile (about 1 s alone, with 1 thread)
+RERUN_RECORD = (Path(__file__).resolve().parents[1]
+                / "results/class-lr-uci-paper/3a7af3b66ffda949.json")
 
-    Bit for bit where the record was made on this kind of processor; elsewhere float32 sums
+
+def _rerun_with_one_thread(record: dict) -> dict:
+    """A fresh record of `record`'s config, as JSON reads it back, trained with one thread."""
+    from companion import verify
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return json.loads(json.dumps(verify.rerun([record])[0]))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_committed_record_reruns_to_its_results(uci_dir):
+    """Bit for bit where the record was made on this kind of processor; elsewhere float32 sums
     round differently (the committed record's losses differ by up to 8.6e-8 on an Intel family
     6 model 207), so only the results shown (accuracies, predictions) must be equal."""
     from companion import provenance, verify
 
-    path = Path(__file__).resolve().parents[1] / "results/class-lr-uci-paper/3a7af3b66ffda949.json"
-    committed = records.read_record(path)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        fresh = json.loads(json.dumps(verify.rerun([committed])[0]))
-    finally:
-        torch.set_num_threads(threads)
+    committed = records.read_record(RERUN_RECORD)
+    fresh = _rerun_with_one_thread(committed)
     status, found = verify.verdict(committed, fresh)
     if committed.get("cpu") == provenance.cpu_description():
         assert status == "identical", found
@@ -308,14 +317,8 @@ def test_a_run_is_bit_for_bit_deterministic_on_one_machine(uci_dir):
     """The same config twice here: every field, losses included, equal to the last bit."""
     from companion import verify
 
-    path = Path(__file__).resolve().parents[1] / "results/class-lr-uci-paper/3a7af3b66ffda949.json"
-    committed = records.read_record(path)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        first, second = (json.loads(json.dumps(verify.rerun([committed])[0])) for _ in range(2))
-    finally:
-        torch.set_num_threads(threads)
+    committed = records.read_record(RERUN_RECORD)
+    first, second = _rerun_with_one_thread(committed), _rerun_with_one_thread(committed)
     assert verify.verdict(first, second) == ("identical", [])
     assert first["cpu"] == second["cpu"] and "torch" in first["cpu"]
 

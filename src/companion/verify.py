@@ -24,6 +24,7 @@ from typing import Any
 
 from companion import records
 from companion.data.sources import REPO_ROOT
+from companion.provenance import cpu_description
 
 # Fields that describe how and where a record was made, not what the run computed.
 PROVENANCE = frozenset({"wall_time_s", "git_commit", "torch_version", "python_version",
@@ -33,42 +34,51 @@ PROVENANCE = frozenset({"wall_time_s", "git_commit", "torch_version", "python_ve
                         "multiplier_mib", "seconds"})
 
 
-def differences(old: Any, new: Any, where: str = "") -> Iterator[str]:
+def differences(old: Any, new: Any) -> Iterator[str]:
     """Lines `field: how it differs`, for every result field that is not bit-for-bit equal.
 
     Fields only the new record has are not differences: newer code records more (diagnostics
     such as `multiplier_trace`), and a committed record cannot be checked on what it lacks.
     """
-    name = where or "(record)"
+    return (_line(path, what) for path, what in _differing(old, new))
+
+
+def _line(path: str, what: str) -> str:
+    return f"{path or '(record)'}: {what}"
+
+
+def _differing(old: Any, new: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """(field path, how it differs) for every result field not bit-for-bit equal; the
+    path is "" for the record as a whole."""
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
             if key in PROVENANCE or key not in old:
                 continue
             path = f"{where}.{key}" if where else key
             if key not in new or key not in old:
-                yield f"{path}: only in the {'committed' if key in old else 'new'} record"
+                yield path, f"only in the {'committed' if key in old else 'new'} record"
             else:
-                yield from differences(old[key], new[key], path)
+                yield from _differing(old[key], new[key], path)
     elif isinstance(old, list) and isinstance(new, list):
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
                       for v in old + new)
         if len(old) != len(new):
-            yield f"{name}: {len(old)} values committed, {len(new)} now"
+            yield where, f"{len(old)} values committed, {len(new)} now"
         elif numeric and old != new:
             changed = sum(a != b for a, b in zip(old, new))
             largest = max(abs(a - b) for a, b in zip(old, new))
-            yield f"{name}: {changed} of {len(old)} values differ, by up to {largest:.3g}"
+            yield where, f"{changed} of {len(old)} values differ, by up to {largest:.3g}"
         elif not numeric:
             for index, (a, b) in enumerate(zip(old, new)):
-                yield from differences(a, b, f"{where}[{index}]")
+                yield from _differing(a, b, f"{where}[{index}]")
     elif isinstance(old, str) and isinstance(new, str) and len(old) == len(new) and old != new:
         changed = sum(a != b for a, b in zip(old, new))
-        yield f"{name}: {changed} of {len(old)} characters differ"
+        yield where, f"{changed} of {len(old)} characters differ"
     elif (isinstance(old, (int, float)) and isinstance(new, (int, float))
           and not isinstance(old, bool) and old != new):
-        yield f"{name}: {old!r} committed, {new!r} now (difference {new - old:.3g})"
+        yield where, f"{old!r} committed, {new!r} now (difference {new - old:.3g})"
     elif old != new:
-        yield f"{name}: {old!r} committed, {new!r} now"
+        yield where, f"{old!r} committed, {new!r} now"
 
 
 # What the tables and figures show: a field whose path contains one of these words must rerun
@@ -88,12 +98,12 @@ def verdict(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, list[str]]:
     """('identical' | 'same results' | 'differs', the differences) of a committed and a fresh
     record. 'same results': every result field (:func:`is_result`) equal to the last bit,
     only diagnostics of the training path differ (what a rerun on another processor gives)."""
-    found = list(differences(old, new))
+    found = list(_differing(old, new))
     if not found:
-        return "identical", found
-    paths = [line.split(":", 1)[0] for line in found]
-    return ("differs" if any(map(is_result, paths)) or "(record)" in paths
-            else "same results"), found
+        return "identical", []
+    # a whole record that differs in kind (path "") is no diagnostic either
+    shown = any(not path or is_result(path) for path, _ in found)
+    return ("differs" if shown else "same results"), [_line(*item) for item in found]
 
 
 def committed(max_seconds: float, root: Path = REPO_ROOT / "results") -> list[tuple[Path, dict]]:
@@ -155,8 +165,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = committed(args.max_seconds)[: args.limit]
     print(f"rerunning {len(chosen)} committed paper-profile records "
           f"(recorded wall time < {args.max_seconds:g} s)", flush=True)
-    from companion.provenance import cpu_description
-
     print(f"this processor: {cpu_description()}", flush=True)
     counts = dict.fromkeys(("identical", "same results", "differs"), 0)
     with tempfile.TemporaryDirectory() as scratch:
