@@ -223,3 +223,39 @@ def test_table3_cells_over_seeds_use_neuron_specialization():
     assert table.loc["Car", ("tanh", "paper")] == registry.paper_value(3, "car", "tanh",
                                                                        "baseline")
     assert ("GBT", "ours") not in table.columns
+
+
+def _long_frame(values):
+    """A `long_accuracies`-shaped frame from {(dataset, activation, seed): accuracy}."""
+    rows = [{"dataset": d, "column": tables.column_name(a, "baseline"), "activation": a,
+             "method": "baseline", "seed": s, "value": v} for (d, a, s), v in values.items()]
+    return pd.DataFrame(rows)
+
+
+def test_seed_exchangeability_is_friedman_over_data_sets_of_activation_means():
+    from scipy import stats
+
+    generator = np.random.default_rng(3)
+    values = {(f"set{d}", a, s): float(generator.normal(80, 2))
+              for d in range(8) for a in ("selu", "relu") for s in range(4)}
+    values.pop(("set7", "relu", 3))  # set7 keeps only its complete activation (selu)
+    result = tables.seed_exchangeability(_long_frame(values))
+    blocks = [[np.mean([values[(f"set{d}", a, s)] for a in ("selu", "relu")
+                        if (f"set{d}", a, 3) in values]) for s in range(4)] for d in range(8)]
+    expected = stats.friedmanchisquare(*np.array(blocks).T)
+    assert result["data sets"] == 8 and result["seeds"] == [0, 1, 2, 3]
+    assert result["chi2"] == pytest.approx(expected.statistic)
+    assert result["p_value"] == pytest.approx(expected.pvalue)
+    assert result["mean rank"].sum() == pytest.approx(1 + 2 + 3 + 4)
+
+
+def test_a_seed_that_is_always_best_is_flagged():
+    values = {(f"set{d}", "selu", s): 70.0 + d + (5.0 if s == 2 else 0.1 * s)
+              for d in range(10) for s in range(5)}
+    result = tables.seed_exchangeability(_long_frame(values))
+    assert result["p_value"] < 0.001 and result["mean rank"][2] == 1.0
+    assert "systematically better, so" in tables.describe_seed_exchangeability(result)
+    one_seed = tables.seed_exchangeability(_long_frame(
+        {k: v for k, v in values.items() if k[2] == 0}))
+    assert math.isnan(one_seed["p_value"])
+    assert "too few" in tables.describe_seed_exchangeability(one_seed)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from companion import provenance
+from companion import comparisons, provenance
 from companion.class_lr.registry import (
     ACTIVATIONS,
     METHODS,
@@ -270,3 +270,51 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index("column")
+
+
+def seed_scores(long: pd.DataFrame, method: str = "baseline") -> pd.DataFrame:
+    """Accuracy of `method`, data sets x seeds, each data set's value the mean over its
+    activations that ran every seed.
+
+    Why the mean: a seed draws one validation split per data set, shared by the three
+    activations, so the activations of one data set are not independent blocks of a test.
+    `long` as from `verdict.long_accuracies`; data sets missing a seed are dropped.
+    """
+    runs = long[long["method"] == method]
+    if runs.empty:
+        return pd.DataFrame()
+    per_activation = runs.pivot_table(index=["dataset", "activation"], columns="seed",
+                                      values="value", aggfunc="mean").dropna(axis=0, how="any")
+    return per_activation.groupby(level="dataset").mean()
+
+
+def seed_exchangeability(long: pd.DataFrame, method: str = "baseline") -> dict[str, Any]:
+    """Are the seeds interchangeable, as the noise calibration assumes? Friedman's test
+    (scipy, via `comparisons.friedman`) over data sets (blocks) of the accuracy per seed
+    (treatments), with each seed's average rank (1 = best).
+
+    A small p would mean that some seed draws systematically better splits or nets, and a
+    comparison of two fixed seeds (the null calibration) would then lean one way.
+    """
+    scores = seed_scores(long, method)
+    chi2, p_value = comparisons.friedman(scores) if len(scores) else (np.nan, np.nan)
+    ranks = comparisons.average_ranks(scores) if len(scores) else pd.Series(dtype=float)
+    return {"method": method, "data sets": len(scores), "seeds": [int(s) for s in scores.columns],
+            "chi2": chi2, "p_value": p_value, "mean rank": ranks}
+
+
+def describe_seed_exchangeability(result: dict[str, Any], alpha: float = 0.05) -> str:
+    """One sentence on :func:`seed_exchangeability`'s result, computed from it."""
+    if not result["data sets"] or np.isnan(result["p_value"]):
+        return ("Seed exchangeability: too few data sets with every seed of "
+                f"the {result['method']} runs to test.")
+    ranks = ", ".join(f"seed {seed} {rank:.2f}" for seed, rank in result["mean rank"].items())
+    reading = ("no evidence that any seed is systematically better, so a lean in the noise "
+               "split (two fixed seeds compared) is within chance" if result["p_value"] >= alpha
+               else "some seeds are systematically better, so a comparison of two fixed seeds "
+               "leans one way and the noise calibration is biased")
+    return (f"Seed exchangeability ({result['method']}, {result['data sets']} data sets with "
+            f"seeds {result['seeds'][0]}-{result['seeds'][-1]}, each the mean over its "
+            f"activations): Friedman chi2 = {result['chi2']:.2f}, p = {result['p_value']:.3f}; "
+            f"average rank (1 = best) {ranks}. At p {'>=' if result['p_value'] >= alpha else '<'} "
+            f"{alpha}: {reading}.")
