@@ -420,3 +420,43 @@ def test_a_sweep_keeps_the_thread_budget_it_was_started_with(tmp_path, monkeypat
         assert scheduling.threads_per_worker(2) == 1 and scheduling.threads_per_worker(1) == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_fingerprint_covers_run_code_and_no_presentation():
+    names = {p.relative_to(provenance.PACKAGE).as_posix()
+             for p in provenance.run_code_files("class-lr-uci-paper")}
+    assert {"class_lr/capture.py", "class_lr/optimizer.py", "class_lr/fused_update.cpp",
+            "data/uci.py", "statistics.py"} <= names
+    assert not names & {"class_lr/verdict.py", "class_lr/findings.py", "class_lr/tables.py",
+                        "comparisons.py", "scorecard.py", "site.py", "records.py"}
+    assert not any(n.startswith("fixed_classifier/") for n in names)
+    # What the runs import: run code, or plumbing that only validates configs and writes
+    # records. A presentation module imported by a run would escape the fingerprint.
+    script = textwrap.dedent("""
+        import sys
+        import companion.class_lr.context, companion.class_lr.experiment
+        import companion.fixed_classifier.experiment, companion.fixed_classifier.imagenet
+        import companion.fixed_classifier.lm_experiment
+        print("\\n".join(m.__file__ for n, m in sys.modules.items()
+                        if n.startswith("companion") and getattr(m, "__file__", None)))
+    """)
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True).stdout.split()
+    escaped = {Path(f).name for f in loaded} & provenance.NOT_RUN_CODE
+    assert escaped <= provenance.PLUMBING, escaped
+
+
+def test_version_1_fingerprints_are_recomputed_from_the_commits():
+    # Stamped by version-1 code: records of 056924a (clean) carry 40dcb4d5eba2333d, and the
+    # 128 records of the lent H200, made on an uncommitted tree at 56449e9, carry it too.
+    at_056924a = "056924af78b8ad7b1644e48c5458dfdfe94b89db"
+    assert provenance._fingerprint_v1_at(at_056924a, "class-lr-uci-paper") == "40dcb4d5eba2333d"
+    base = "56449e9a1f9621823096c7e9ccfb89830e9ab708"
+    assert provenance._fingerprint_v1_at(base, "class-lr-uci-paper") == "fc30d144a4081f5f"
+    record = {"git_commit": base + "-dirty", "code_fingerprint": "40dcb4d5eba2333d"}
+    assert provenance._run_code_commit(record, "class-lr-uci-paper") == at_056924a
+    unknown = {**record, "code_fingerprint": "0" * 16}
+    assert provenance._run_code_commit(unknown, "class-lr-uci-paper") is None
+    assert provenance.code_status(unknown, "class-lr-uci-paper") == "other code"
+    current = {**record, "code_fingerprint_version": provenance.FINGERPRINT_VERSION}
+    assert provenance._run_code_commit(current, "class-lr-uci-paper") is None  # v2: no lookup

@@ -13,7 +13,7 @@ import hashlib
 import os
 import platform
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,21 @@ from typing import Any
 from companion.data.sources import REPO_ROOT
 
 # Modules that only present, check or schedule runs: editing them changes no run's numbers,
-# so they are left out of `code_fingerprint`.
-NOT_RUN_CODE = frozenset({"tables.py", "figures.py", "outputs.py", "sweep.py", "verify.py",
-                          "lm_sweep.py", "records.py", "provenance.py", "scheduling.py",
-                          "validation.py", "capture.py", "__main__.py"})
+# so they are left out of `code_fingerprint`. Of these, only PLUMBING is imported by the runs
+# themselves (to validate configs and write records); a test keeps it so.
+PLUMBING = frozenset({"records.py", "provenance.py", "scheduling.py", "validation.py"})
+NOT_RUN_CODE = PLUMBING | frozenset({
+    "tables.py", "figures.py", "outputs.py", "sweep.py", "verify.py", "lm_sweep.py",
+    "__main__.py", "verdict.py", "findings.py", "comparisons.py", "scorecard.py", "site.py",
+    "estimates.py", "budget.py", "analytic.py", "imagenet_report.py", "lm_figures.py"})
+# Version 2 of the fingerprint (2026-12-04). Version 1 (records without
+# `code_fingerprint_version`) hashed the presentation modules too, so that editing a table
+# marked every record as other code, and it left out class_lr/capture.py, which is run code
+# (the layer that hands activations and gradients to the class-lr step).
+FINGERPRINT_VERSION = 2
+NOT_RUN_CODE_V1 = frozenset({"tables.py", "figures.py", "outputs.py", "sweep.py", "verify.py",
+                             "lm_sweep.py", "records.py", "provenance.py", "scheduling.py",
+                             "validation.py", "capture.py", "__main__.py"})
 SUBPACKAGES = {"class-lr": "class_lr", "fixed-classifier": "fixed_classifier"}
 PACKAGE = Path(__file__).resolve().parent
 
@@ -35,6 +46,7 @@ def record_provenance(experiment: str, device: str = "cpu") -> dict[str, Any]:
     import torch
 
     return {"git_commit": git_commit(), "code_fingerprint": code_fingerprint(experiment),
+            "code_fingerprint_version": FINGERPRINT_VERSION,
             "torch_version": torch.__version__, "numpy_version": numpy.__version__,
             "python_version": platform.python_version(),
             "torch_threads": torch.get_num_threads(), "device": device,
@@ -86,23 +98,71 @@ def _git(*arguments: str) -> str:
                           check=True).stdout.strip()
 
 
+def _is_run_code(relative: str, experiment: str, excluded: frozenset[str]) -> bool:
+    """Whether a file (path relative to the package, '/'-separated) is run code of
+    `experiment`: a source file directly in the shared core, `data/` or the experiment's
+    paper sub-package (both sub-packages when the name says neither), not in `excluded`."""
+    folder, _, name = relative.rpartition("/")
+    sub = next((s for prefix, s in SUBPACKAGES.items() if experiment.startswith(prefix)), None)
+    folders = {"", "data", *([sub] if sub else SUBPACKAGES.values())}
+    return (folder in folders and Path(name).suffix in (".py", ".cpp", ".csv", ".txt")
+            and name not in excluded)
+
+
 def run_code_files(experiment: str) -> list[Path]:
     """The source files whose code computes the runs of `experiment` (shared + its paper's)."""
-    folders = [PACKAGE, PACKAGE / "data"]
-    sub = next((s for prefix, s in SUBPACKAGES.items() if experiment.startswith(prefix)), None)
-    folders += [PACKAGE / sub] if sub else [p for p in PACKAGE.iterdir() if p.is_dir()
-                                            and p.name in SUBPACKAGES.values()]
-    return sorted(p for folder in folders for p in folder.iterdir()
-                  if p.suffix in (".py", ".cpp", ".csv", ".txt") and p.name not in NOT_RUN_CODE)
+    return sorted(p for p in PACKAGE.rglob("*") if p.is_file() and _is_run_code(
+        p.relative_to(PACKAGE).as_posix(), experiment, NOT_RUN_CODE))
+
+
+def _digest(files: Iterable[tuple[str, bytes]]) -> str:
+    digest = hashlib.sha256()
+    # In the order of the paths' parts, as version 1 sorted its Path objects.
+    for relative, content in sorted(files, key=lambda item: item[0].split("/")):
+        digest.update(relative.encode() + b"\0" + content)
+    return digest.hexdigest()[:16]
 
 
 @cache
 def code_fingerprint(experiment: str) -> str:
     """sha256 prefix of the files of `run_code_files`: equal fingerprints, same run code."""
-    digest = hashlib.sha256()
-    for path in run_code_files(experiment):
-        digest.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+    return _digest((p.relative_to(PACKAGE).as_posix(), p.read_bytes())
+                   for p in run_code_files(experiment))
+
+
+@cache
+def _fingerprint_v1_at(commit: str, experiment: str) -> str | None:
+    """The version-1 fingerprint of the run code at `commit`, from the clone's git objects."""
+    package = PACKAGE.relative_to(REPO_ROOT).as_posix()
+    try:
+        listed = _git("ls-tree", "-r", "--name-only", commit, "--", package).splitlines()
+        paths = [p for p in listed if _is_run_code(p[len(package) + 1:], experiment,
+                                                   NOT_RUN_CODE_V1)]
+        batch = subprocess.run(["git", "cat-file", "--batch"], cwd=REPO_ROOT, check=True,
+                               capture_output=True,
+                               input="".join(f"{commit}:{p}\n" for p in paths).encode()).stdout
+    except (OSError, ValueError, subprocess.CalledProcessError):
+        return None
+    files, offset = [], 0
+    for path in paths:  # each object: "<sha> blob <size>\n<content>\n"
+        header_end = batch.index(b"\n", offset)
+        size = int(batch[offset:header_end].split()[2])
+        files.append((path[len(package) + 1:], batch[header_end + 1: header_end + 1 + size]))
+        offset = header_end + 1 + size + 1
+    return _digest(files)
+
+
+@cache
+def _commit_of_fingerprint(base: str, fingerprint: str, experiment: str) -> str | None:
+    """The commit, `base` or one after it on the way to HEAD, whose version-1 fingerprint is
+    `fingerprint`: the commit that holds the run code of a record made on an uncommitted tree
+    at `base` (its changes were committed later, or were not run code)."""
+    try:
+        later = _git("rev-list", "--reverse", "--ancestry-path", f"{base}..HEAD").split()
+    except (OSError, subprocess.CalledProcessError):
+        later = []
+    return next((c for c in [base, *later] if _fingerprint_v1_at(c, experiment) == fingerprint),
+                None)
 
 
 @cache
@@ -118,18 +178,31 @@ def _same_run_code_since(commit: str, experiment: str) -> bool:
     return set(paths) <= set(listed.splitlines())
 
 
+def _run_code_commit(record: Mapping[str, Any], experiment: str) -> str | None:
+    """The clean commit whose run code computed a record without a current fingerprint."""
+    commit = record.get("git_commit") or ""
+    if commit and not commit.endswith("-dirty"):
+        return commit
+    fingerprint = record.get("code_fingerprint")
+    if not commit or not fingerprint or record.get("code_fingerprint_version", 1) != 1:
+        return None
+    return _commit_of_fingerprint(commit.removesuffix("-dirty"), fingerprint, experiment)
+
+
 def code_status(record: Mapping[str, Any], experiment: str) -> str:
     """"this code" when the record was computed by the checkout's run code, else "other code".
 
-    The rule: a record with a `code_fingerprint` is this code's when the fingerprint equals
-    the checkout's. An older record without one is this code's when its `git_commit` is a
-    clean commit of this clone whose run-code files (`run_code_files`) equal the checkout's;
-    otherwise (dirty, unknown or changed since) it is "other code". Either way it is shown.
+    The rule: a record with a current-version `code_fingerprint` is this code's when the
+    fingerprint equals the checkout's. Any other record is this code's when the run-code files
+    (`run_code_files`) of the commit that ran it equal the checkout's: its `git_commit` when
+    clean; when it was made on an uncommitted tree, the commit at or after that one whose
+    version-1 fingerprint equals the record's (its changes were committed there). Otherwise
+    (no commit this clone has, run code changed since) it is "other code". Either way it is
+    shown.
     """
-    if "code_fingerprint" in record:
-        same = record["code_fingerprint"] == code_fingerprint(experiment)
+    if record.get("code_fingerprint_version") == FINGERPRINT_VERSION:
+        same = record.get("code_fingerprint") == code_fingerprint(experiment)
     else:
-        commit = record.get("git_commit") or ""
-        same = bool(commit) and not commit.endswith("-dirty") and _same_run_code_since(
-            commit, experiment)
+        commit = _run_code_commit(record, experiment)
+        same = commit is not None and _same_run_code_since(commit, experiment)
     return "this code" if same else "other code"

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from companion.data.sources import REPO_ROOT
-from companion.provenance import code_fingerprint, record_provenance
+from companion.provenance import FINGERPRINT_VERSION, code_fingerprint, record_provenance
 
 SCHEMA_VERSION = 2
 DIGEST_FIELD = "record_sha256"
@@ -132,6 +132,7 @@ def store_record(path: Path, record: dict[str, Any], experiment: str) -> dict[st
     stamped = {**record_provenance(experiment, str(record.get("device", "cpu"))), **record}
     stamped["schema_version"] = SCHEMA_VERSION
     stamped["code_fingerprint"] = code_fingerprint(experiment)
+    stamped["code_fingerprint_version"] = FINGERPRINT_VERSION
     stamped = json.loads(json.dumps(stamped))  # as it reads back (tuples become lists)
     stamped[DIGEST_FIELD] = record_digest(stamped)
     write_json_atomic(path, stamped)

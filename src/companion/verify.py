@@ -29,8 +29,8 @@ from companion.provenance import cpu_description
 # Fields that describe how and where a record was made, not what the run computed.
 PROVENANCE = frozenset({"wall_time_s", "git_commit", "torch_version", "python_version",
                         "torch_threads", "device", "platform", "cpu", "numpy_version",
-                        "schema_version",
-                        "code_fingerprint", records.DIGEST_FIELD, "resumed_after_epoch",
+                        "schema_version", "code_fingerprint", "code_fingerprint_version",
+                        records.DIGEST_FIELD, "resumed_after_epoch",
                         "multiplier_mib", "seconds"})
 
 
