@@ -260,12 +260,28 @@ def binomial_standard_error(accuracy_percent: float, n_test: int) -> float:
     return 100 * math.sqrt(p * (1 - p) / n_test)
 
 
-def _settled_values(dataset: str, activation: str, method: str) -> list[float]:
-    """Test accuracies (%) of a Table 2 cell's settled runs, one per recorded seed."""
+def _settled_by_seed(dataset: str, activation: str, method: str) -> dict[int, float]:
+    """Test accuracies (%) of a Table 2 cell's settled runs, by recorded seed."""
     grid = sweep.configs([dataset], [activation], [method], sweep.TABLE2_SEEDS, "paper")
     with committed_records():
         settled = sweep.recorded(grid, pre_study=False)
-    return [100 * r["test_accuracy"] for r in tables.selected(settled).values()]
+    return {seed: 100 * r["test_accuracy"] for (*_, seed), r in tables.selected(settled).items()}
+
+
+def _settled_values(dataset: str, activation: str, method: str) -> list[float]:
+    """Test accuracies (%) of a Table 2 cell's settled runs, one per recorded seed."""
+    return list(_settled_by_seed(dataset, activation, method).values())
+
+
+@_paper
+def change_spread(dataset: str, activation: str) -> tuple[float, float, int]:
+    """The class-lr change (points, class-lr - baseline, paired by seed): its mean, its
+    standard deviation over seeds and the number of paired seeds."""
+    base = _settled_by_seed(dataset, activation, "baseline")
+    class_lr = _settled_by_seed(dataset, activation, "class_lr")
+    changes = [class_lr[seed] - base[seed] for seed in sorted(base.keys() & class_lr.keys())]
+    spread = float(np.std(changes, ddof=1)) if len(changes) > 1 else math.nan
+    return (float(np.mean(changes)) if changes else math.nan), spread, len(changes)
 
 
 @_paper
@@ -301,10 +317,14 @@ def outliers(table: pd.DataFrame, threshold: float = 4.0) -> pd.DataFrame:
                     continue
                 paper = table.loc[paper_name, (column, "paper")]
                 spread, seeds, source = seed_spread(name, activation, method)
+                baseline_gap = (table.loc[paper_name, (tables.column_name(activation,
+                                                                          "baseline"), "diff")]
+                                if method == "class_lr" else math.nan)
                 rows.append({"dataset": name, "column": column, "ours - paper": gap,
                              "test rows": n_test,
                              "binomial SE": binomial_standard_error(paper, n_test),
-                             "seed sd": spread, "seeds": seeds, "seed runs": source})
+                             "seed sd": spread, "seeds": seeds, "seed runs": source,
+                             "baseline gap": baseline_gap})
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["gap / SE"] = frame["ours - paper"].abs() / frame["binomial SE"]
@@ -335,6 +355,11 @@ def diagnose(cell: dict[str, Any]) -> str:
         checked.append(f"seed noise (sd {spread:.1f} over {seeds} seeds)")
     if dataset in registry.ERRATA:
         return "Table 1 erratum (see the errata section)"
+    if not math.isnan(cell.get("baseline gap", math.nan)):
+        inherited, text = _inherited(cell, activation)
+        if inherited:
+            return text
+        checked.append(text)
     base, usual = _baseline(dataset, activation), protocol.USUAL_INIT.get(activation)
     usual_run = _read(replace(experiment.make_config(dataset, activation, profile="paper"),
                               init=usual)) if usual else None
@@ -356,6 +381,29 @@ def diagnose(cell: dict[str, Any]) -> str:
         checked.append(f"initialisation (LeCun {lecun_accuracy:.1f}%, "
                        f"{usual} {usual_accuracy:.1f}%)")
     return "unexplained; ruled out: " + ", ".join(checked)
+
+
+def _inherited(cell: dict[str, Any], activation: str) -> tuple[bool, str]:
+    """Whether a class-lr cell's gap is its baseline's gap plus the noise of the class-lr change:
+    ours - paper = (baseline's ours - paper) + (our change - the paper's change), and the
+    paper's change is one run's, so against the mean of our n paired changes of sd s the
+    second term has sd s * sqrt(1 + 1/n)."""
+    dataset, baseline_gap = cell["dataset"], cell["baseline gap"]
+    change, spread, pairs = change_spread(dataset, activation)
+    paper_change = (paper_value(2, dataset, activation, "class_lr")
+                    - paper_value(2, dataset, activation, "baseline"))
+    band = (2 * spread * math.sqrt(1 + 1 / pairs) if pairs >= MIN_SEEDS_FOR_NOISE
+            else math.nan)
+    changes = (f"class-lr changes ours by {change:+.2f} points ({pairs} seeds, sd "
+               f"{spread:.2f}), the paper's by {paper_change:+.2f}")
+    if abs(change - paper_change) < band:
+        return True, (f"its baseline's gap ({baseline_gap:+.1f} points, the baseline row says "
+                      f"why) plus change noise: {changes}; the difference is within {band:.1f}")
+    return False, (f"inheriting the baseline's gap ({baseline_gap:+.1f}): the change differs "
+                   f"beyond its seed noise ({changes}; band {band:.1f})"
+                   if pairs >= MIN_SEEDS_FOR_NOISE else
+                   f"inheriting the baseline's gap ({baseline_gap:+.1f}): too few paired "
+                   f"seeds ({pairs})")
 
 
 @_paper
