@@ -2,6 +2,8 @@
 
 from dataclasses import replace
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from companion import records
@@ -113,3 +115,40 @@ def test_a_paper_value_between_our_two_initialisations_is_diagnosed_as_initialis
     assert findings.diagnose(cell).startswith("initialisation (the paper names none)")
     # A class-lr column is not judged by the baselines' initialisations.
     assert findings.diagnose({**cell, "column": "ReLU+class lr"}).startswith("unexplained")
+
+
+def test_a_class_lr_cell_carries_its_baselines_gap_only_when_the_changes_agree(monkeypatch):
+    """gap(class lr) = gap(baseline) + (our change - the paper's change); the paper's change is
+    one run, so the second term is noise while within 2 sd x sqrt(1 + 1/n) of our changes."""
+    from companion.class_lr import findings
+
+    paper = {"baseline": 90.0, "class_lr": 89.0}  # the paper's change: -1.0
+    monkeypatch.setattr(findings, "paper_value", lambda table, d, a, method: paper[method])
+    monkeypatch.setattr(findings, "change_spread", lambda d, a: (0.5, 1.0, 5))
+    cell = {**_outlier(6.0, 1.0, 0.5, 5, dataset="ringnorm"), "column": "tanh+class lr",
+            "baseline gap": 4.5}
+    # |0.5 - (-1.0)| = 1.5 < 2 * 1.0 * sqrt(1.2) = 2.19
+    assert findings.diagnose(cell).startswith("its baseline's gap (+4.5 points")
+    paper["class_lr"] = 88.0  # the paper's change -2.0: 2.5 apart, beyond the band
+    diagnosis = findings.diagnose(cell)
+    assert diagnosis.startswith("unexplained") and "the change differs beyond" in diagnosis
+    monkeypatch.setattr(findings, "change_spread", lambda d, a: (-1.9, 1.0, 2))
+    assert "too few paired seeds (2)" in findings.diagnose(cell)  # one degree of freedom
+    frame = pd.DataFrame({"diagnosis": ["test-set noise: x", "its baseline's gap (+1.0)",
+                                        "unexplained; ruled out: y", "seed noise: z"]})
+    assert findings.outlier_counts(frame) == {"cells": 4, "diagnosed": 2,
+                                              "baseline's gap": 1, "unexplained": 1}
+
+
+def test_change_spread_pairs_class_lr_and_baseline_by_seed():
+    """plant-shape tanh (committed records, 5 seeds): the mean paired change equals the
+    difference of the two cells' means, and the sd is that of the per-seed differences."""
+    from companion.class_lr import findings
+
+    base = findings._settled_by_seed("plant-shape", "tanh", "baseline")
+    class_lr = findings._settled_by_seed("plant-shape", "tanh", "class_lr")
+    change, spread, pairs = findings.change_spread("plant-shape", "tanh")
+    differences = [class_lr[s] - base[s] for s in base]
+    assert pairs == len(base) == len(class_lr) == 5
+    assert change == pytest.approx(np.mean([*class_lr.values()]) - np.mean([*base.values()]))
+    assert spread == pytest.approx(np.std(differences, ddof=1))

@@ -383,6 +383,17 @@ def diagnose(cell: dict[str, Any]) -> str:
     return "unexplained; ruled out: " + ", ".join(checked)
 
 
+def outlier_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """How many outlier cells (from :func:`outliers`) have a diagnosis of their own, are their
+    baseline's gap (class-lr cells whose change matches the paper's within noise), and stay
+    unexplained."""
+    diagnoses = frame["diagnosis"] if len(frame) else pd.Series(dtype=str)
+    unexplained = int(diagnoses.str.startswith("unexplained").sum())
+    inherited = int(diagnoses.str.startswith("its baseline's gap").sum())
+    return {"cells": len(diagnoses), "diagnosed": len(diagnoses) - unexplained - inherited,
+            "baseline's gap": inherited, "unexplained": unexplained}
+
+
 def _inherited(cell: dict[str, Any], activation: str) -> tuple[bool, str]:
     """Whether a class-lr cell's gap is its baseline's gap plus the noise of the class-lr change:
     ours - paper = (baseline's ours - paper) + (our change - the paper's change), and the
@@ -397,8 +408,8 @@ def _inherited(cell: dict[str, Any], activation: str) -> tuple[bool, str]:
     changes = (f"class-lr changes ours by {change:+.2f} points ({pairs} seeds, sd "
                f"{spread:.2f}), the paper's by {paper_change:+.2f}")
     if abs(change - paper_change) < band:
-        return True, (f"its baseline's gap ({baseline_gap:+.1f} points, the baseline row says "
-                      f"why) plus change noise: {changes}; the difference is within {band:.1f}")
+        return True, (f"its baseline's gap ({baseline_gap:+.1f} points) plus change noise: "
+                      f"{changes}; the difference is within {band:.1f}")
     return False, (f"inheriting the baseline's gap ({baseline_gap:+.1f}): the change differs "
                    f"beyond its seed noise ({changes}; band {band:.1f})"
                    if pairs >= MIN_SEEDS_FOR_NOISE else
