@@ -30,6 +30,8 @@ EXPERIMENT = "class-lr-uci-paper"
 # An sd from two runs has one degree of freedom (its 95% interval spans 0.45x to 32x the true
 # one): seed noise is a diagnosis only from three seeds on.
 MIN_SEEDS_FOR_NOISE = 3
+# How a class-lr outlier whose gap is its baseline's (`_inherited`) is diagnosed.
+INHERITED = "its baseline's gap"
 T = TypeVar("T")
 RULES = {"nonfinite": "non-finite loss only", "blowup": "non-finite, or collapse with grown mu",
          "collapse": "non-finite, or any collapse to one class",
@@ -332,6 +334,15 @@ def outliers(table: pd.DataFrame, threshold: float = 4.0) -> pd.DataFrame:
     return frame
 
 
+def noise_band(spread: float, runs: int) -> float:
+    """How far (2 sd) the paper's one run may lie from the mean of our `runs` runs by seed
+    noise alone: if all come from one distribution of sd `spread`, the difference has sd
+    spread * sqrt(1 + 1/runs). NaN below MIN_SEEDS_FOR_NOISE runs (no diagnosis then)."""
+    if runs < MIN_SEEDS_FOR_NOISE:
+        return math.nan
+    return 2 * spread * math.sqrt(1 + 1 / runs)
+
+
 def diagnose(cell: dict[str, Any]) -> str:
     """The explanation the evidence supports for one outlier cell, or "unexplained" with
     what was ruled out. Checks, in order: test-set noise, seed noise, a Table 1 erratum,
@@ -344,10 +355,7 @@ def diagnose(cell: dict[str, Any]) -> str:
     if ratio < 2:
         return f"test-set noise: the gap is {ratio:.1f} binomial SE ({cell['test rows']} rows)"
     checked.append(f"test-set noise ({ratio:.1f} SE)")
-    # The paper's one run against the mean of our `seeds` runs: if both come from one
-    # distribution of sd `spread`, their difference has sd spread * sqrt(1 + 1/seeds).
-    band = (2 * spread * math.sqrt(1 + 1 / seeds) if seeds >= MIN_SEEDS_FOR_NOISE
-            else math.nan)
+    band = noise_band(spread, seeds)
     if abs(cell["ours - paper"]) < band:
         return (f"seed noise: sd over {seeds} seeds is {spread:.1f} points "
                 f"({cell['seed runs']} runs); the gap is within {band:.1f}")
@@ -389,7 +397,7 @@ def outlier_counts(frame: pd.DataFrame) -> dict[str, int]:
     unexplained."""
     diagnoses = frame["diagnosis"] if len(frame) else pd.Series(dtype=str)
     unexplained = int(diagnoses.str.startswith("unexplained").sum())
-    inherited = int(diagnoses.str.startswith("its baseline's gap").sum())
+    inherited = int(diagnoses.str.startswith(INHERITED).sum())
     return {"cells": len(diagnoses), "diagnosed": len(diagnoses) - unexplained - inherited,
             "baseline's gap": inherited, "unexplained": unexplained}
 
@@ -401,20 +409,19 @@ def _inherited(cell: dict[str, Any], activation: str) -> tuple[bool, str]:
     second term has sd s * sqrt(1 + 1/n)."""
     dataset, baseline_gap = cell["dataset"], cell["baseline gap"]
     change, spread, pairs = change_spread(dataset, activation)
+    if pairs < MIN_SEEDS_FOR_NOISE:
+        return False, (f"inheriting the baseline's gap ({baseline_gap:+.1f}): too few paired "
+                       f"seeds ({pairs})")
     paper_change = (paper_value(2, dataset, activation, "class_lr")
                     - paper_value(2, dataset, activation, "baseline"))
-    band = (2 * spread * math.sqrt(1 + 1 / pairs) if pairs >= MIN_SEEDS_FOR_NOISE
-            else math.nan)
+    band = noise_band(spread, pairs)
     changes = (f"class-lr changes ours by {change:+.2f} points ({pairs} seeds, sd "
                f"{spread:.2f}), the paper's by {paper_change:+.2f}")
     if abs(change - paper_change) < band:
-        return True, (f"its baseline's gap ({baseline_gap:+.1f} points) plus change noise: "
+        return True, (f"{INHERITED} ({baseline_gap:+.1f} points) plus change noise: "
                       f"{changes}; the difference is within {band:.1f}")
     return False, (f"inheriting the baseline's gap ({baseline_gap:+.1f}): the change differs "
-                   f"beyond its seed noise ({changes}; band {band:.1f})"
-                   if pairs >= MIN_SEEDS_FOR_NOISE else
-                   f"inheriting the baseline's gap ({baseline_gap:+.1f}): too few paired "
-                   f"seeds ({pairs})")
+                   f"beyond its seed noise ({changes}; band {band:.1f})")
 
 
 @_paper

@@ -297,10 +297,9 @@ def seed_exchangeability(long: pd.DataFrame, method: str = "baseline") -> dict[s
     comparison of two fixed seeds (the null calibration) would then lean one way.
     """
     scores = seed_scores(long, method)
-    chi2, p_value = comparisons.friedman(scores) if len(scores) else (np.nan, np.nan)
-    ranks = comparisons.average_ranks(scores) if len(scores) else pd.Series(dtype=float)
+    chi2, p_value = comparisons.friedman(scores)  # NaN under 2 data sets or 3 seeds
     return {"method": method, "data sets": len(scores), "seeds": [int(s) for s in scores.columns],
-            "chi2": chi2, "p_value": p_value, "mean rank": ranks}
+            "chi2": chi2, "p_value": p_value, "mean rank": comparisons.average_ranks(scores)}
 
 
 def describe_seed_exchangeability(result: dict[str, Any], alpha: float = 0.05) -> str:
@@ -309,12 +308,13 @@ def describe_seed_exchangeability(result: dict[str, Any], alpha: float = 0.05) -
         return ("Seed exchangeability: too few data sets with every seed of "
                 f"the {result['method']} runs to test.")
     ranks = ", ".join(f"seed {seed} {rank:.2f}" for seed, rank in result["mean rank"].items())
+    exchangeable = result["p_value"] >= alpha
     reading = ("no evidence that any seed is systematically better, so a lean in the noise "
-               "split (two fixed seeds compared) is within chance" if result["p_value"] >= alpha
+               "split (two fixed seeds compared) is within chance" if exchangeable
                else "some seeds are systematically better, so a comparison of two fixed seeds "
                "leans one way and the noise calibration is biased")
     return (f"Seed exchangeability ({result['method']}, {result['data sets']} data sets with "
             f"seeds {result['seeds'][0]}-{result['seeds'][-1]}, each the mean over its "
             f"activations): Friedman chi2 = {result['chi2']:.2f}, p = {result['p_value']:.3f}; "
-            f"average rank (1 = best) {ranks}. At p {'>=' if result['p_value'] >= alpha else '<'} "
+            f"average rank (1 = best) {ranks}. At p {'>=' if exchangeable else '<'} "
             f"{alpha}: {reading}.")
