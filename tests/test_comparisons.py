@@ -67,6 +67,51 @@ def test_median_change_matches_scipy_bootstrap():
     assert math.isnan(single.low) and single.n == 1
 
 
+def test_mean_change_matches_scipy_bca_bootstrap():
+    changes = np.array([-0.5, 0.2, 0.4, 0.9, 1.3, 2.0, -0.1, 0.7, 4.5])  # one far-off data set
+    result = cmp.mean_change(changes, seed=5)
+    reference = stats.bootstrap((changes,), np.mean, method="BCa",
+                                rng=np.random.default_rng(5)).confidence_interval
+    assert result.estimate == pytest.approx(changes.mean())
+    assert (result.low, result.high) == pytest.approx((reference.low, reference.high))
+    assert result.low < result.estimate < result.high
+    # same seed, same interval; a resampling that drifts would break the committed scorecard
+    assert cmp.mean_change(changes, seed=5) == result
+    assert cmp.mean_change([0.5, 0.5, 0.5]) == cmp.Interval(0.5, 0.5, 0.5, 3, "bootstrap")
+    single = cmp.mean_change([0.3])
+    assert math.isnan(single.high) and single.n == 1 and single.estimate == 0.3
+    with pytest.raises(ValueError, match="finite"):
+        cmp.mean_change([0.1, math.nan])
+
+
+def test_binomial_se_by_hand_elementwise_and_bad_input():
+    # 90% on 100 examples: sqrt(0.9 * 0.1 / 100) = 0.03 -> 3 points
+    assert cmp.binomial_se(90.0, 100) == pytest.approx(3.0)
+    both = cmp.binomial_se(np.array([50.0, np.nan, 100.0]), np.array([400, 10, 7]))
+    assert both[0] == pytest.approx(2.5) and math.isnan(both[1]) and both[2] == 0.0
+    with pytest.raises(ValueError, match="percentage"):
+        cmp.binomial_se(0.9 * 1000, 100)
+    with pytest.raises(ValueError, match="test examples"):
+        cmp.binomial_se(90.0, 0)
+
+
+def test_accuracy_difference_matches_statsmodels_wald_interval():
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    # fixed 8,527 of 10,000 right, learned 8,538 of 10,000 (CIFAR-10 sized)
+    interval = cmp.accuracy_difference(85.27, 10_000, 85.38, 10_000)
+    low, high = confint_proportions_2indep(8527, 10_000, 8538, 10_000, method="wald",
+                                           compare="diff")
+    assert interval.estimate == pytest.approx(-0.11)
+    assert (interval.low, interval.high) == pytest.approx((100 * low, 100 * high))
+    assert not interval.excludes_zero
+    # unequal test sets, 90% interval
+    interval = cmp.accuracy_difference(70.0, 200, 60.0, 50, confidence=0.90)
+    low, high = confint_proportions_2indep(140, 200, 30, 50, method="wald", compare="diff",
+                                           alpha=0.10)
+    assert (interval.low, interval.high) == pytest.approx((100 * low, 100 * high))
+
+
 def test_wilcoxon_over_datasets_by_hand_and_scipy():
     # Five positive changes: exact two-sided p = 2 / 2**5 (all signs +)
     statistic, p_value = cmp.wilcoxon_over_datasets([1.0, 2.0, 3.0, 4.0, 5.0])

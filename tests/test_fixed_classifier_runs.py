@@ -347,7 +347,7 @@ def test_accuracy_table_matches_networks_within_a_data_set():
     def record(dataset, network, classifier, accuracy):
         return {"config": {"dataset": dataset, "network": network, "classifier": classifier,
                            "scale": None, "epochs": 1, "profile": "paper"},
-                "test_accuracy": accuracy, "n_train": 10}
+                "test_accuracy": accuracy, "n_train": 10, "n_test": 10_000}
 
     found = [record("cifar100", "resnet20", "fixed", 0.5),
              record("imagenet", "resnet50", "learned", 0.75),
@@ -361,6 +361,14 @@ def test_accuracy_table_matches_networks_within_a_data_set():
     for other in ("DenseNet169", "ShuffleNet"):  # ImageNet has three rows: networks must match
         assert table.loc[other, "learned (ours)"] == tables.NOT_RUN
     assert table.loc["ResNet56", "learned (ours)"] == tables.NEEDS_DATA
+    # test-set noise beside the accuracies: 75% on 10,000 images has SE sqrt(.75 * .25 / 1e4)
+    resnet50 = table.loc["ResNet50"]
+    assert resnet50["binomial SE (ours)"] == pytest.approx(0.43, abs=0.005)
+    assert resnet50["fixed - learned (paper)"] == 0.0
+    # -1 point, half-width 1.96 * sqrt(2) * 0.43 = 1.21
+    assert resnet50["fixed - learned (ours, 95%)"] == "-1.00 [-2.21, +0.21]"
+    assert table.loc["DenseNet-BC(k=12)", "fixed - learned (ours, 95%)"] == tables.NOT_RUN
+    assert table.loc["DenseNet-BC(k=12)", "fixed - learned (paper)"] == pytest.approx(-0.06)
 
 
 def test_recorded_runs_reads_every_data_set(cifar10_archive):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from companion.estimates import binomial_se
+from companion.comparisons import binomial_se
 from companion.fixed_classifier import build, classifier_features, count_parameters, tables
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "fixed-classifier-cifar10-paper"
@@ -61,7 +61,8 @@ def test_table1_fixed_matches_learned_on_cifar10(classifier: str) -> None:
     learned, other = _committed("learned"), _committed(classifier)
     assert learned["n_test"] == other["n_test"] == 10_000
     # two runs at the learned run's accuracy: about 0.005
-    standard_error = math.sqrt(2) * binomial_se(learned["test_accuracy"], learned["n_test"])
+    standard_error = math.sqrt(2) * binomial_se(100 * learned["test_accuracy"],
+                                                learned["n_test"]) / 100
     paper = ROWS["resnet56"]
     assert paper.fixed_top1 - paper.learned_top1 == pytest.approx(0.11)
     assert abs(other["test_accuracy"] - learned["test_accuracy"]) <= 2 * standard_error

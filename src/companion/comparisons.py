@@ -8,8 +8,10 @@ scikit-posthocs:
   table cell, shown as ``84.7 ± 0.4 (3)``;
 * :func:`paired_change` -- the change of a method over its baseline, paired by seed, with a
   Student t 95% interval (``scipy.stats.ttest_1samp(...).confidence_interval``);
-* :func:`median_change` -- median over data sets with a bootstrap 95% interval
-  (``scipy.stats.bootstrap``);
+* :func:`median_change` / :func:`mean_change` -- median (percentile) or mean (BCa) over data
+  sets with a seeded bootstrap 95% interval (``scipy.stats.bootstrap``);
+* :func:`binomial_se` / :func:`accuracy_difference` -- the test-set noise of one accuracy, and
+  the Wald interval of the difference of two accuracies measured on independent test sets;
 * :func:`wilcoxon_over_datasets` -- Wilcoxon signed-rank test over data sets (Demsar 2006);
 * :func:`sign_counts` -- better / worse / equal counts;
 * :func:`average_ranks` / :func:`nemenyi` / :func:`cd_diagram` -- Friedman average ranks and the
@@ -32,11 +34,14 @@ from scipy import stats
 __all__ = [
     "CellSummary",
     "Interval",
+    "accuracy_difference",
     "average_ranks",
+    "binomial_se",
     "cd_diagram",
     "describe_interval",
     "format_cell",
     "friedman",
+    "mean_change",
     "median_change",
     "nemenyi",
     "paired_change",
@@ -123,6 +128,25 @@ def paired_change(baseline: Any, treated: Any, confidence: float = 0.95) -> Inte
     return Interval(mean, float(ci.low), float(ci.high), int(diff.size), "t")
 
 
+def _bootstrap(changes: Any, statistic: Any, method: str, confidence: float,
+               n_resamples: int, seed: int) -> Interval:
+    """`statistic` of the changes with a seeded scipy bootstrap interval (n >= 2); one change
+    has no interval (NaN), identical changes a zero-width one (scipy gives NaN there)."""
+    x = _finite_vector(changes, "changes")
+    if x.size == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, "bootstrap")
+    estimate = float(statistic(x))
+    if x.size == 1:
+        return Interval(estimate, math.nan, math.nan, 1, "bootstrap")
+    if np.ptp(x) == 0:
+        return Interval(estimate, estimate, estimate, int(x.size), "bootstrap")
+    result = stats.bootstrap((x,), statistic, confidence_level=confidence,
+                             n_resamples=n_resamples, method=method,
+                             rng=np.random.default_rng(seed))
+    ci = result.confidence_interval
+    return Interval(estimate, float(ci.low), float(ci.high), int(x.size), "bootstrap")
+
+
 def median_change(changes: Any, confidence: float = 0.95, n_resamples: int = 9999,
                   seed: int = 0) -> Interval:
     """Median of per-data-set changes with a percentile bootstrap interval (n >= 2).
@@ -130,19 +154,44 @@ def median_change(changes: Any, confidence: float = 0.95, n_resamples: int = 999
     Percentile rather than BCa: BCa's jackknife of a median is degenerate on small samples
     with ties. The resampling is seeded, so the interval is reproducible.
     """
-    x = _finite_vector(changes, "changes")
-    if x.size == 0:
-        return Interval(math.nan, math.nan, math.nan, 0, "bootstrap")
-    median = float(np.median(x))
-    if x.size == 1:
-        return Interval(median, math.nan, math.nan, 1, "bootstrap")
-    if np.ptp(x) == 0:
-        return Interval(median, median, median, int(x.size), "bootstrap")
-    result = stats.bootstrap((x,), np.median, confidence_level=confidence,
-                             n_resamples=n_resamples, method="percentile",
-                             rng=np.random.default_rng(seed))
-    ci = result.confidence_interval
-    return Interval(median, float(ci.low), float(ci.high), int(x.size), "bootstrap")
+    return _bootstrap(changes, np.median, "percentile", confidence, n_resamples, seed)
+
+
+def mean_change(changes: Any, confidence: float = 0.95, n_resamples: int = 9999,
+                seed: int = 0) -> Interval:
+    """Mean of per-data-set changes with a BCa bootstrap interval (n >= 2, seeded).
+
+    The mean's interval bounds the average effect: a mean change outside it is ruled out at
+    the given confidence. BCa corrects the skew that a few far-off data sets give the mean.
+    """
+    return _bootstrap(changes, np.mean, "BCa", confidence, n_resamples, seed)
+
+
+def binomial_se(accuracy: Any, n: Any) -> Any:
+    """Standard error (points) of an accuracy (%) measured on n independent test examples:
+    100 * sqrt(p (1 - p) / n). Works elementwise on arrays; a missing (NaN) accuracy or n gives
+    NaN, so a table column with gaps goes through whole."""
+    p = np.asarray(accuracy, dtype=float) / 100
+    count = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore"):  # NaN compares False: gaps are not errors
+        if np.any((p < 0) | (p > 1)):
+            raise ValueError(f"accuracy must be a percentage in [0, 100], got {accuracy}")
+        if np.any(count < 1):
+            raise ValueError(f"n must be a number of test examples >= 1, got {n}")
+    se = 100 * np.sqrt(p * (1 - p) / count)
+    return float(se) if se.ndim == 0 else se
+
+
+def accuracy_difference(first: float, n_first: int, second: float, n_second: int,
+                        confidence: float = 0.95) -> Interval:
+    """first - second (points) of two accuracies (%) on independent test sets of n_first and
+    n_second examples, with the Wald interval (normal quantile times the two binomial SEs in
+    quadrature). It holds test-set noise only: a second training seed would add its own."""
+    se = math.hypot(binomial_se(first, n_first), binomial_se(second, n_second))
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    difference = float(first - second)
+    return Interval(difference, difference - z * se, difference + z * se,
+                    int(min(n_first, n_second)), "wald")
 
 
 def describe_interval(interval: Interval, digits: int = 2, unit: str = "") -> str:

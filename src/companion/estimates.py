@@ -6,7 +6,6 @@ interval (`Estimate`). The claims, their verdict rules and the table are `compan
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,9 +15,8 @@ from unittest import mock
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from companion import records
+from companion import comparisons, records
 
 
 @dataclass(frozen=True)
@@ -58,13 +56,6 @@ def class_lr_records(results: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in paths if p.is_file()]
 
 
-def bootstrap_mean(values: np.ndarray) -> tuple[float, float]:
-    """95% BCa bootstrap interval of the mean (scipy.stats.bootstrap, seeded)."""
-    result = stats.bootstrap((values,), np.mean, confidence_level=0.95, n_resamples=9999,
-                             rng=np.random.default_rng(0))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
 def _profile(found: list[dict[str, Any]]) -> str:
     return "/".join(sorted({r["config"]["profile"] for r in found}))
 
@@ -85,8 +76,8 @@ def _mean_change(changes: pd.DataFrame, what: str, profile: str, units: str = "d
     values = changes["change"].to_numpy(float)
     if len(values) < 3:
         return None
-    low, high = bootstrap_mean(values) if np.ptp(values) > 0 else (values[0], values[0])
-    mean = float(values.mean())
+    interval = comparisons.mean_change(values)
+    mean, low, high = interval.estimate, interval.low, interval.high
     return Estimate(mean, low, high, f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]",
                     f"{profile}, {len(values)} {units}, {seeds_text(changes['seeds'])}",
                     f"mean {what} over data sets (each the mean over its seeds, paired), "
@@ -150,11 +141,6 @@ def _describe(record: dict[str, Any]) -> str:
             f"{epochs} epochs, 1 seed")
 
 
-def binomial_se(accuracy: float, n: int) -> float:
-    """Standard error of an accuracy measured on n independent test images."""
-    return math.sqrt(accuracy * (1 - accuracy) / n)
-
-
 def _by_kind(group: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["config"]["classifier"]: r for r in group if r["config"].get("scale") is None}
 
@@ -171,10 +157,10 @@ def fixed_minus_learned_accuracy(found: list[dict[str, Any]]) -> Estimate | None
     if runs is None:
         return None
     learned, fixed = runs["learned"], runs["fixed"]
-    difference = 100 * (fixed["test_accuracy"] - learned["test_accuracy"])
-    se = 100 * math.hypot(binomial_se(fixed["test_accuracy"], fixed["n_test"]),
-                          binomial_se(learned["test_accuracy"], learned["n_test"]))
-    low, high = difference - 1.96 * se, difference + 1.96 * se
+    interval = comparisons.accuracy_difference(100 * fixed["test_accuracy"], fixed["n_test"],
+                                               100 * learned["test_accuracy"],
+                                               learned["n_test"])
+    difference, low, high = interval.estimate, interval.low, interval.high
     return Estimate(difference, low, high,
                     f"{difference:+.2f} [{low:+.2f}, {high:+.2f}] "
                     f"({100 * learned['test_accuracy']:.2f}% vs "
@@ -188,10 +174,10 @@ def training_error_gap(found: list[dict[str, Any]]) -> Estimate | None:
     runs = _learned_and_fixed(found)
     if runs is None:
         return None
-    errors = {k: runs[k]["history"]["train_error"][-1] for k in ("learned", "fixed")}
-    gap = 100 * (errors["fixed"] - errors["learned"])
-    se = 100 * math.hypot(*(binomial_se(e, runs[k]["n_train"]) for k, e in errors.items()))
-    low, high = gap - 1.96 * se, gap + 1.96 * se
+    errors = {k: 100 * runs[k]["history"]["train_error"][-1] for k in ("learned", "fixed")}
+    interval = comparisons.accuracy_difference(errors["fixed"], runs["fixed"]["n_train"],
+                                               errors["learned"], runs["learned"]["n_train"])
+    gap, low, high = interval.estimate, interval.low, interval.high
     return Estimate(gap, low, high, f"{gap:+.2f} [{low:+.2f}, {high:+.2f}]",
                     _describe(runs["learned"]),
                     f"binomial standard error on {runs['learned']['n_train']:,} training images")
@@ -226,13 +212,14 @@ def fixed_scale_gap(found: list[dict[str, Any]]) -> Estimate | None:
         return None
     runs = {r["config"].get("scale"): r for r in group if r["config"]["classifier"] == "fixed"}
     learned = runs[None]
-    gaps = {s: 100 * (runs[s]["test_accuracy"] - learned["test_accuracy"]) for s in (1.0, 10.0)}
-    worst = min(gaps, key=gaps.get)
-    se = 100 * math.hypot(binomial_se(runs[worst]["test_accuracy"], learned["n_test"]),
-                          binomial_se(learned["test_accuracy"], learned["n_test"]))
-    value = gaps[worst]
-    return Estimate(value, value - 1.96 * se, value + 1.96 * se,
-                    f"alpha=1: {gaps[1.0]:+.2f}, alpha=10: {gaps[10.0]:+.2f} (+-{1.96 * se:.2f})",
+    gaps = {s: comparisons.accuracy_difference(100 * runs[s]["test_accuracy"], runs[s]["n_test"],
+                                               100 * learned["test_accuracy"], learned["n_test"])
+            for s in (1.0, 10.0)}
+    worst = gaps[min(gaps, key=lambda s: gaps[s].estimate)]
+    half_width = worst.high - worst.estimate
+    return Estimate(worst.estimate, worst.low, worst.high,
+                    f"alpha=1: {gaps[1.0].estimate:+.2f}, alpha=10: {gaps[10.0].estimate:+.2f} "
+                    f"(+-{half_width:.2f})",
                     _describe(learned), "binomial standard error, worse of the two")
 
 

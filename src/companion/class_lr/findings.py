@@ -24,6 +24,7 @@ import pandas as pd
 from companion import records
 from companion.class_lr import convergence, experiment, protocol, registry, sweep, tables
 from companion.class_lr.registry import ACTIVATIONS, paper_value
+from companion.comparisons import binomial_se
 from companion.data.sources import REPO_ROOT
 
 EXPERIMENT = "class-lr-uci-paper"
@@ -256,12 +257,6 @@ def original_split() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def binomial_standard_error(accuracy_percent: float, n_test: int) -> float:
-    """Standard error (points) of an accuracy measured on `n_test` independent rows."""
-    p = accuracy_percent / 100
-    return 100 * math.sqrt(p * (1 - p) / n_test)
-
-
 def _settled_by_seed(dataset: str, activation: str, method: str) -> dict[int, float]:
     """Test accuracies (%) of a Table 2 cell's settled runs, by recorded seed."""
     grid = sweep.configs([dataset], [activation], [method], sweep.TABLE2_SEEDS, "paper")
@@ -324,7 +319,7 @@ def outliers(table: pd.DataFrame, threshold: float = 4.0) -> pd.DataFrame:
                                 if method == "class_lr" else math.nan)
                 rows.append({"dataset": name, "column": column, "ours - paper": gap,
                              "test rows": n_test,
-                             "binomial SE": binomial_standard_error(paper, n_test),
+                             "binomial SE": binomial_se(paper, n_test),
                              "seed sd": spread, "seeds": seeds, "seed runs": source,
                              "baseline gap": baseline_gap})
     frame = pd.DataFrame(rows)

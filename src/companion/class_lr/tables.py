@@ -248,10 +248,10 @@ def build(
     frame.insert(0, ("", "status"), status)
     if table == 2:
         rows_tested = pd.Series(frame.index.map(test_rows), index=frame.index, dtype=float)
-        paper_selu = frame[(column_name("selu", "baseline"), "paper")] / 100
+        paper_selu = frame[(column_name("selu", "baseline"), "paper")]
         frame.insert(1, ("", "test rows"), rows_tested)
-        frame.insert(2, ("", "binomial SE"),
-                     100 * np.sqrt(paper_selu * (1 - paper_selu) / rows_tested))
+        frame.insert(2, ("", "binomial SE"), comparisons.binomial_se(paper_selu.to_numpy(float),
+                                                         rows_tested.to_numpy(float)))
     frame[("", "notes")] = row_notes
     return frame
 

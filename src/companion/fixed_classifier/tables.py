@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from companion import provenance, records
+from companion import comparisons, provenance, records
 from companion.fixed_classifier.experiment import EXPERIMENT
 from companion.fixed_classifier.layers import classifier_features
 from companion.fixed_classifier.networks import build, count_parameters
@@ -149,6 +149,7 @@ def accuracy_table(found: Sequence[dict[str, Any]], rows: Sequence[PaperRow] = P
         missing = NOT_RUN if has_data else NEEDS_DATA
         for kind, record in picked.items():
             entry[f"{kind} (ours)"] = round(100 * record["test_accuracy"], 2) if record else missing
+        entry.update(_uncertainty(row, picked["learned"], picked["fixed"], missing))
         described = next((r for r in picked.values() if r), None)
         entry["our run"] = _run_description(described) if described else missing
         # records from other run code than the checkout's are shown, and said to be (provenance.py)
@@ -160,6 +161,27 @@ def accuracy_table(found: Sequence[dict[str, Any]], rows: Sequence[PaperRow] = P
     # is never read as ResNet-56 numbers.
     frame.index.name = "paper's network"
     return frame[["our run", *(c for c in frame.columns if c != "our run")]]
+
+
+def _uncertainty(row: PaperRow, learned: dict[str, Any] | None, fixed: dict[str, Any] | None,
+                 missing: str) -> dict[str, Any]:
+    """Test-set noise beside the accuracies: the binomial SE of our learned run (points) and
+    fixed - learned, the paper's and ours with its 95% Wald interval over the two test sets.
+    Both hold test-set noise only; a second training seed would add its own spread."""
+    entry: dict[str, Any] = {"binomial SE (ours)": missing,
+                             "fixed - learned (paper)": round(row.fixed_top1 - row.learned_top1,
+                                                              2),
+                             "fixed - learned (ours, 95%)": missing}
+    if learned is not None:
+        entry["binomial SE (ours)"] = round(comparisons.binomial_se(
+            100 * learned["test_accuracy"], learned["n_test"]), 2)
+    if learned is not None and fixed is not None:
+        change = comparisons.accuracy_difference(100 * fixed["test_accuracy"], fixed["n_test"],
+                                                 100 * learned["test_accuracy"],
+                                                 learned["n_test"])
+        entry["fixed - learned (ours, 95%)"] = (f"{change.estimate:+.2f} [{change.low:+.2f}, "
+                                                f"{change.high:+.2f}]")
+    return entry
 
 
 def recorded_runs(profile: str, datasets: Sequence[str] = ("cifar10", "cifar100", "imagenet")
