@@ -128,6 +128,17 @@ def test_a_consistent_gain_is_called_a_gain_and_counts_match():
     assert "on 8 data sets" in text["selu"]
     assert f"paper: {paper['better']}/{paper['worse']}/{paper['equal']}" in text["selu"]
     assert text["relu"].startswith("ReLU: no data set")
+    # every data set changes by +3.5 on average: the mean's interval is that one point, and the
+    # paper's mean is over the same eight data sets
+    assert (selu["mean change"], selu["mean low"], selu["mean high"]) == pytest.approx(
+        (3.5, 3.5, 3.5))
+    names = verdict.paired_changes(long).query("activation == 'selu'")["dataset"]
+    paper_mean = np.mean([registry.paper_value(2, n, "selu", "class_lr")
+                          - registry.paper_value(2, n, "selu", "baseline") for n in names])
+    assert selu["paper mean change"] == pytest.approx(paper_mean)
+    assert ("Mean change over data sets: +3.50 points (95% interval +3.50 to +3.50 points, "
+            "n = 8), so an average change below +3.50 or above +3.50 points is ruled out at "
+            f"95% (the paper's mean on the same data sets: {paper_mean:+.2f})") in text["selu"]
 
 
 def test_change_summary_counts_each_data_set_once_over_its_seeds():
@@ -142,6 +153,12 @@ def test_change_summary_counts_each_data_set_once_over_its_seeds():
     expected = stats.wilcoxon([1.0, 2.0, -1.0, 0.0], zero_method="zsplit").pvalue
     assert selu["wilcoxon p"] == pytest.approx(expected)
     assert summary.loc["relu", "data sets"] == 0
+    # the mean's BCa interval, seeded as comparisons.mean_change seeds it
+    reference = stats.bootstrap(([1.0, 2.0, -1.0, 0.0],), np.mean, method="BCa",
+                                rng=np.random.default_rng(0)).confidence_interval
+    assert selu["mean change"] == pytest.approx(0.5)
+    assert (selu["mean low"], selu["mean high"]) == pytest.approx((reference.low,
+                                                                   reference.high))
 
 
 def test_no_effect_and_single_seed_degrade_gracefully():
@@ -154,6 +171,7 @@ def test_no_effect_and_single_seed_degrade_gracefully():
     text = verdict.verdict("selu", summary.loc["selu"])
     assert "n = 1: no interval" in text and "Too few numbers" in text
     assert "noise alone: not measured" in text
+    assert "Mean change over data sets" not in text  # one data set: no interval to bound it
     assert verdict.rank_scores(verdict.long_accuracies([])).empty
     five = _store(_effect_records(gain=3, n_sets=5, seeds=1))  # best Wilcoxon p: 2/32
     summary = verdict.across_datasets(verdict.paired_changes(verdict.long_accuracies(five)),

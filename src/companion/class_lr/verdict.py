@@ -186,6 +186,7 @@ def across_datasets(changes: pd.DataFrame, tests: pd.DataFrame, null: pd.DataFra
         p = paper[activation]
         rows.append({
             "activation": activation, **effect.loc[activation].to_dict(),
+            "paper mean change": _paper_mean_change(changes, activation),
             "paper better": p["better"], "paper worse": p["worse"], "paper equal": p["equal"],
             "paper data sets": p["data sets"],
             "mcnemar data sets": ours_mc["n"],
@@ -203,18 +204,33 @@ def across_datasets(changes: pd.DataFrame, tests: pd.DataFrame, null: pd.DataFra
     return pd.DataFrame(rows).set_index("activation")
 
 
+def _paper_mean_change(changes: pd.DataFrame, activation: str) -> float:
+    """The paper's Table 2 class-lr - baseline change, averaged over the data sets of ours
+    that have it (NaN when none): the like-for-like reference for our mean change."""
+    differences = []
+    for name in changes.loc[changes["activation"] == activation, "dataset"]:
+        baseline, class_lr = (paper_value(2, name, activation, m) for m in METHODS)
+        if baseline is not None and class_lr is not None:
+            differences.append(class_lr - baseline)
+    return float(np.mean(differences)) if differences else float("nan")
+
+
 def change_summary(changes: pd.DataFrame) -> pd.DataFrame:
     """Per activation, from :func:`paired_changes` of any measure (Table 3's share of
-    specialised neurons, say): data sets, seeds per data set, median change with its bootstrap
-    interval, Wilcoxon signed-rank p over data sets and the better / worse / equal counts."""
+    specialised neurons, say): data sets, seeds per data set, median change with its percentile
+    bootstrap interval, mean change with its BCa bootstrap interval (what bounds the average
+    effect), Wilcoxon signed-rank p over data sets and the better / worse / equal counts."""
     rows = []
     for activation in ACTIVATIONS:
         own = changes.loc[changes["activation"] == activation, "change"].to_numpy()
         median = comparisons.median_change(own)
+        mean = comparisons.mean_change(own)
         _, p_value = comparisons.wilcoxon_over_datasets(own)
         rows.append({"activation": activation, "data sets": median.n,
                      "seeds per data set": _seed_range(changes, activation),
                      "median change": median.estimate, "low": median.low, "high": median.high,
+                     "mean change": mean.estimate, "mean low": mean.low,
+                     "mean high": mean.high,
                      "wilcoxon p": p_value, **comparisons.sign_counts(own)})
     return pd.DataFrame(rows).set_index("activation")
 
@@ -265,7 +281,22 @@ def verdict(activation: str, row: pd.Series) -> str:
                  f"split {row['noise better']}/{row['noise worse']}/{row['noise equal']}.")
     else:
         text += "; noise alone: not measured (needs baseline seeds 0 and 1)."
-    return text + " " + _conclusion(interval, row["wilcoxon p"])
+    return text + " " + _bounds(row) + _conclusion(interval, row["wilcoxon p"])
+
+
+def _bounds(row: pd.Series) -> str:
+    """What the data rule out: the mean change's interval, beside the paper's mean on the same
+    data sets. Empty without an interval."""
+    low, high = row["mean low"], row["mean high"]
+    if pd.isna(low) or pd.isna(high):
+        return ""
+    text = (f"Mean change over data sets: {row['mean change']:+.2f} points (95% interval "
+            f"{low:+.2f} to {high:+.2f} points, n = {int(row['data sets'])}), so an average "
+            f"change below {low:+.2f} or above {high:+.2f} points is ruled out at 95%")
+    paper = row.get("paper mean change", np.nan)
+    if not pd.isna(paper):
+        text += f" (the paper's mean on the same data sets: {paper:+.2f})"
+    return text + ". "
 
 
 def _conclusion(interval: comparisons.Interval, p_value: float) -> str:
