@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
 from companion import records
@@ -127,6 +128,13 @@ def test_a_consistent_gain_is_called_a_gain_and_counts_match():
     assert "a gain distinguishable from noise" in text["selu"]
     assert "on 8 data sets" in text["selu"]
     assert f"paper: {paper['better']}/{paper['worse']}/{paper['equal']}" in text["selu"]
+    # eight wins of eight: sign test p = 2 / 2**8; the paper's split tested the same way
+    assert selu["sign test p"] == pytest.approx(2 / 2 ** 8)
+    paper_p = stats.binomtest(paper["better"] + paper["equal"] // 2,
+                              paper["better"] + paper["worse"] + 2 * (paper["equal"] // 2)).pvalue
+    assert selu["paper sign test p"] == pytest.approx(paper_p)
+    assert (f"sign test with ties split: p = {2 / 2 ** 8:.2g} for ours, {paper_p:.2g} for the "
+            "paper's split") in text["selu"]
     assert text["relu"].startswith("ReLU: no data set")
     # every data set changes by +3.5 on average: the mean's interval is that one point, and the
     # paper's mean is over the same eight data sets
@@ -149,7 +157,6 @@ def test_change_summary_counts_each_data_set_once_over_its_seeds():
     assert selu["data sets"] == 4 and selu["seeds per data set"] == "1-5"
     assert selu["median change"] == pytest.approx(0.5)
     assert (selu["better"], selu["worse"], selu["equal"]) == (2, 1, 1)
-    from scipy import stats
     expected = stats.wilcoxon([1.0, 2.0, -1.0, 0.0], zero_method="zsplit").pvalue
     assert selu["wilcoxon p"] == pytest.approx(expected)
     assert summary.loc["relu", "data sets"] == 0

@@ -136,6 +136,19 @@ def _scores() -> pd.DataFrame:
         index=["d1", "d2", "d3", "d4"])
 
 
+def test_sign_test_splits_ties_as_demsar_and_matches_scipy():
+    # 21 better, 14 worse, 10 equal (the paper's SELU split): 5 ties to each side -> 26 of 45
+    assert cmp.sign_test(21, 14, 10) == pytest.approx(stats.binomtest(26, 45).pvalue)
+    # an odd tie is dropped: 3 better, 0 worse, 3 equal -> 4 of 5
+    assert cmp.sign_test(3, 0, 3) == pytest.approx(stats.binomtest(4, 5).pvalue)
+    # by hand: 5 of 5 wins, two-sided p = 2 / 2**5
+    assert cmp.sign_test(5, 0) == pytest.approx(2 / 32)
+    assert cmp.sign_test(4, 4, 2) == pytest.approx(1.0)
+    assert math.isnan(cmp.sign_test(0, 0, 1))
+    with pytest.raises(ValueError, match="counts"):
+        cmp.sign_test(2.5, 1)
+
+
 def test_average_ranks_by_hand():
     ranks = cmp.average_ranks(_scores())
     # d1: A1 B2 C3; d2: B1 A2 C3; d3: A1 B2.5 C2.5; d4: A1 B2 C3

@@ -13,7 +13,8 @@ scikit-posthocs:
 * :func:`binomial_se` / :func:`accuracy_difference` -- the test-set noise of one accuracy, and
   the Wald interval of the difference of two accuracies measured on independent test sets;
 * :func:`wilcoxon_over_datasets` -- Wilcoxon signed-rank test over data sets (Demsar 2006);
-* :func:`sign_counts` -- better / worse / equal counts;
+* :func:`sign_counts` / :func:`sign_test` -- better / worse / equal counts, and the sign test of
+  such a split (Demsar 2006: ties split evenly, ``scipy.stats.binomtest``);
 * :func:`average_ranks` / :func:`nemenyi` / :func:`cd_diagram` -- Friedman average ranks and the
   Nemenyi critical-difference diagram (Demsar 2006) of many methods over many data sets.
 
@@ -46,6 +47,7 @@ __all__ = [
     "nemenyi",
     "paired_change",
     "sign_counts",
+    "sign_test",
     "summarize",
     "wilcoxon_over_datasets",
 ]
@@ -227,6 +229,23 @@ def sign_counts(changes: Any) -> dict[str, int]:
         "worse": int(np.sum(x < -EQUAL_TOLERANCE)),
         "equal": int(np.sum(np.abs(x) <= EQUAL_TOLERANCE)),
     }
+
+
+def sign_test(better: int, worse: int, equal: int = 0) -> float:
+    """Two-sided p of the sign test of a better / worse / equal split over data sets.
+
+    As Demsar (2006) recommends, ties support the null hypothesis and are split evenly between
+    wins and losses (an odd one is dropped); the wins are then tested against a fair coin with
+    ``scipy.stats.binomtest``. NaN when nothing is left to test.
+    """
+    counts = (better, worse, equal)
+    if any(int(c) != c or c < 0 for c in counts):
+        raise ValueError(f"better, worse and equal must be counts >= 0, got {counts}")
+    half_ties = int(equal) // 2
+    wins, total = int(better) + half_ties, int(better) + int(worse) + 2 * half_ties
+    if total == 0:
+        return math.nan
+    return float(stats.binomtest(wins, total, 0.5).pvalue)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ best-validation cutoff as in `tables.selected`; context models: `class_lr.contex
 * :func:`paired_changes` -- per data set and activation, the class-lr change paired by seed;
 * :func:`null_calibration` -- the paper's McNemar test applied to two seeds of the *same*
   method (baseline seed 0 vs 1, and 2 vs 3): what noise alone makes "significant";
-* :func:`across_datasets` -- per activation: median change with a bootstrap interval, Wilcoxon
-  signed-rank p over data sets, better / worse / equal and McNemar counts beside the paper's and
+* :func:`across_datasets` -- per activation: median and mean change with bootstrap intervals
+  (the mean's bounds what average effect is ruled out), Wilcoxon signed-rank p over data sets,
+  better / worse / equal counts with their sign test and McNemar counts, beside the paper's and
   beside noise alone;
 * :func:`verdicts` -- one sentence per activation, written from those numbers;
 * :func:`change_summary` -- the same over-data-set numbers for any measure (Table 3);
@@ -188,6 +189,7 @@ def across_datasets(changes: pd.DataFrame, tests: pd.DataFrame, null: pd.DataFra
             "activation": activation, **effect.loc[activation].to_dict(),
             "paper mean change": _paper_mean_change(changes, activation),
             "paper better": p["better"], "paper worse": p["worse"], "paper equal": p["equal"],
+            "paper sign test p": comparisons.sign_test(p["better"], p["worse"], p["equal"]),
             "paper data sets": p["data sets"],
             "mcnemar data sets": ours_mc["n"],
             "significantly better": ours_mc["significantly better"],
@@ -219,19 +221,22 @@ def change_summary(changes: pd.DataFrame) -> pd.DataFrame:
     """Per activation, from :func:`paired_changes` of any measure (Table 3's share of
     specialised neurons, say): data sets, seeds per data set, median change with its percentile
     bootstrap interval, mean change with its BCa bootstrap interval (what bounds the average
-    effect), Wilcoxon signed-rank p over data sets and the better / worse / equal counts."""
+    effect), Wilcoxon signed-rank p over data sets, the better / worse / equal counts and their
+    sign test."""
     rows = []
     for activation in ACTIVATIONS:
         own = changes.loc[changes["activation"] == activation, "change"].to_numpy()
         median = comparisons.median_change(own)
         mean = comparisons.mean_change(own)
         _, p_value = comparisons.wilcoxon_over_datasets(own)
+        counts = comparisons.sign_counts(own)
         rows.append({"activation": activation, "data sets": median.n,
                      "seeds per data set": _seed_range(changes, activation),
                      "median change": median.estimate, "low": median.low, "high": median.high,
                      "mean change": mean.estimate, "mean low": mean.low,
                      "mean high": mean.high,
-                     "wilcoxon p": p_value, **comparisons.sign_counts(own)})
+                     "wilcoxon p": p_value, **counts,
+                     "sign test p": comparisons.sign_test(**counts)})
     return pd.DataFrame(rows).set_index("activation")
 
 
@@ -263,7 +268,9 @@ def verdict(activation: str, row: pd.Series) -> str:
             f"Wilcoxon signed-rank p = {p_text}. "
             f"Better/worse/equal: {row['better']}/{row['worse']}/{row['equal']} "
             f"(paper: {row['paper better']}/{row['paper worse']}/{row['paper equal']} of "
-            f"{row['paper data sets']}).")
+            f"{row['paper data sets']}); sign test with ties split: "
+            f"p = {_p_text(row['sign test p'])} for ours, "
+            f"{_p_text(row.get('paper sign test p', np.nan))} for the paper's split.")
     ours_sig = int(row["significantly better"]) + int(row["significantly worse"])
     text += (f" McNemar p < {ALPHA} (seed 0): {row['significantly better']} better, "
              f"{row['significantly worse']} worse, "
@@ -282,6 +289,10 @@ def verdict(activation: str, row: pd.Series) -> str:
     else:
         text += "; noise alone: not measured (needs baseline seeds 0 and 1)."
     return text + " " + _bounds(row) + _conclusion(interval, row["wilcoxon p"])
+
+
+def _p_text(p_value: float) -> str:
+    return "not defined (no data set)" if pd.isna(p_value) else f"{p_value:.2g}"
 
 
 def _bounds(row: pd.Series) -> str:
