@@ -91,6 +91,20 @@ def test_class_lr_rows_average_each_data_set_over_its_paired_seeds(committed):
     assert estimates.seeds_text(seeds) in estimate.profile
 
 
+def test_class_lr_paper_column_gives_the_papers_split_and_its_sign_test(committed):
+    from scipy import stats
+
+    from companion.class_lr.registry import paper_counts
+
+    row = committed.set_index("key").loc["class_lr_selu"]
+    counts = paper_counts()["selu"]  # 21/14/10: five ties to each side -> 26 wins of 45
+    p_value = stats.binomtest(counts["better"] + counts["equal"] // 2,
+                              counts["better"] + counts["worse"]
+                              + 2 * (counts["equal"] // 2)).pvalue
+    assert (f"better/worse/equal {counts['better']}/{counts['worse']}/{counts['equal']}, "
+            f"sign test p = {p_value:.2g}") in row["paper"]
+
+
 def test_seeds_text_says_how_many_seeds_back_each_data_set():
     assert estimates.seeds_text([1, 1]) == "1 seed"
     assert estimates.seeds_text([5, 5, 5]) == "5 seeds"

@@ -80,12 +80,17 @@ def _paper_class_lr_change(table: int, activations: tuple[str, ...]) -> float:
 
 
 def _paper_counts_text(activation: str, named: bool) -> str:
-    """The paper's better/worse/equal counts of one activation (section 4), from paper.json."""
+    """The paper's better/worse/equal counts of one activation (section 4), from paper.json,
+    with their sign test (ties split, Demsar 2006): is the split more than a coin gives?"""
     from companion.class_lr.registry import paper_counts
+    from companion.comparisons import sign_test
 
     counts = paper_counts()[activation]
     numbers = f"{counts['better']}/{counts['worse']}/{counts['equal']}"
-    return f"better/worse/equal {numbers}" if named else numbers
+    p_value = sign_test(counts["better"], counts["worse"], counts["equal"])
+    if named:
+        return f"better/worse/equal {numbers}, sign test p = {p_value:.2g}"
+    return f"{numbers}, p = {p_value:.2g}"
 
 
 def _paper_cifar10_gap_text() -> str:
