@@ -274,7 +274,8 @@ def replace_readme_block(readme: str, block: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write figures/scorecard.md from the records.")
-    parser.add_argument("--results", type=Path, default=REPO_ROOT / "results")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="default: $COMPANION_RESULTS_DIR, else <repo>/results")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "figures" / "scorecard.md")
     parser.add_argument("--readme", type=Path, help="also refresh this README's scorecard block")
     args = parser.parse_args(argv)
