@@ -13,7 +13,8 @@ Public API (the same shape as `companion.fixed_classifier`):
 
 Module roles: `experiment` (one config -> one record), `sweep` (grids, running them, reading
 what is recorded, the command line), `tables` and `figures` (what the notebooks show),
-`protocol` and `findings` (the protocol study), `verdict` and `context` (statistics).
+`protocol` and `findings` (the protocol study), `verdict` and `context` (statistics),
+`paper_checks` (what the paper's own numbers allow: its McNemar counts against its Table 2).
 """
 
 from .convergence import RULES as DIVERGENCE_RULES
