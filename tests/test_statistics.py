@@ -136,6 +136,30 @@ def test_ranksum_matches_scipy_with_ties_and_constant_column() -> None:
     np.testing.assert_array_equal(p[:, 2], 1.0)
 
 
+def test_tie_corrected_ranksum_matches_scipy_mannwhitneyu() -> None:
+    """The tie-corrected variant against scipy's asymptotic Mann-Whitney U (tie-corrected, no
+    continuity correction), on ReLU-like columns with many exact zeros."""
+    rng = np.random.default_rng(7)
+    n, m, k = 150, 6, 3
+    y = rng.integers(0, k, size=n)
+    x = np.maximum(rng.normal(size=(n, m)) + 0.4 * y[:, None] - 0.3, 0.0)  # ReLU zeros
+    x[:, 1] = np.round(x[:, 1])  # more ties
+    x[:, 5] = 0.0  # a dead neuron
+    p = ranksum_pvalues(x, y, k, tie_correction=True)
+    for c in range(k):
+        for j in range(m - 1):
+            expected = stats.mannwhitneyu(x[y == c, j], x[y != c, j], method="asymptotic",
+                                          use_continuity=False).pvalue
+            assert p[c, j] == pytest.approx(expected, rel=1e-9)
+    np.testing.assert_array_equal(p[:, 5], 1.0)
+    # ties shrink the variance, so correcting them can only make p smaller
+    assert (p[:, :5] <= ranksum_pvalues(x, y, k)[:, :5] + 1e-15).all()
+    # without ties the correction changes nothing
+    smooth = rng.normal(size=(n, m))
+    np.testing.assert_allclose(ranksum_pvalues(smooth, y, k, tie_correction=True),
+                               ranksum_pvalues(smooth, y, k), rtol=1e-12)
+
+
 def test_ranksum_empty_and_full_classes_are_nan() -> None:
     rng = np.random.default_rng(1)
     n, m = 60, 5

@@ -127,7 +127,22 @@ def _average_ranks_columns(x: np.ndarray) -> np.ndarray:
     return ranks_t.T  # (n, m) view
 
 
-def ranksum_pvalues(activations: Any, labels: Any, n_classes: int) -> np.ndarray:
+def _tie_factors(x: np.ndarray) -> np.ndarray:
+    """Per column of ``x`` (n, m): 1 - sum(t^3 - t) / (n^3 - n) over its tie groups of sizes t,
+    the factor by which ties shrink the rank-sum variance (1: no ties, 0: a constant column)."""
+    n, m = x.shape
+    if n < 2:
+        return np.ones(m)
+    xs = np.sort(x, axis=0)
+    new_run = np.ones((n, m), dtype=bool)
+    new_run[1:] = xs[1:] != xs[:-1]
+    run = np.cumsum(new_run, axis=0) - 1 + np.arange(m) * n  # a run id unique over columns
+    sizes = np.bincount(run.ravel(), minlength=n * m).reshape(m, n).astype(np.float64)
+    return 1.0 - (sizes ** 3 - sizes).sum(axis=1) / (n ** 3 - n)
+
+
+def ranksum_pvalues(activations: Any, labels: Any, n_classes: int,
+                    tie_correction: bool = False) -> np.ndarray:
     """Two-sided Wilcoxon rank-sum p-values of every neuron for every class vs. all others.
 
     ``activations`` is (n_samples, n_neurons) (numpy array or torch tensor), ``labels`` is
@@ -139,6 +154,11 @@ def ranksum_pvalues(activations: Any, labels: Any, n_classes: int) -> np.ndarray
 
     Each neuron is ranked once over all samples; all class rank sums then come from one
     matrix product one_hot(labels).T @ ranks.
+
+    ``tie_correction=True`` divides the variance by the tie factor 1 - sum(t^3 - t) / (n^3 - n)
+    of each neuron, as ``scipy.stats.mannwhitneyu(..., method="asymptotic",
+    use_continuity=False)`` does; it matters where activations tie (ReLU zeros). A constant
+    neuron gets p = 1 either way.
     """
     x = _to_numpy(activations)
     y = _to_numpy(labels)
@@ -191,12 +211,17 @@ def ranksum_pvalues(activations: Any, labels: Any, n_classes: int) -> np.ndarray
     n2v = n2[valid, None]
     expected = n1v * (n + 1) / 2.0
     z = (rank_sums[valid] - expected) / np.sqrt(n1v * n2v * (n + 1) / 12.0)
+    if tie_correction:
+        factor = _tie_factors(x)[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(factor > 0, z / np.sqrt(factor), 0.0)
     out[valid] = 2.0 * special.ndtr(-np.abs(z))
     return out
 
 
 def neuron_specialization(
-    activations: Any, labels: Any, n_classes: int, threshold: float = 1e-7
+    activations: Any, labels: Any, n_classes: int, threshold: float = 1e-7,
+    tie_correction: bool = False,
 ) -> float:
     """Tab. 3 statistic for one layer: mean over classes of the fraction of class-specific neurons.
 
@@ -205,10 +230,11 @@ def neuron_specialization(
     is below ``threshold`` (the paper uses 1e-7 to mitigate multiple testing). Classes with no
     samples (NaN rows) are ignored. Returns a fraction in [0, 1] (multiply by 100 for Tab. 3).
     Constant neurons (e.g. dead ReLUs) get z = 0, p = 1 and are never specialised.
+    ``tie_correction``: see :func:`ranksum_pvalues` (the records use the uncorrected test).
     """
     if not threshold > 0:
         raise ValueError(f"threshold must be positive, got {threshold}")
-    p = ranksum_pvalues(activations, labels, n_classes)
+    p = ranksum_pvalues(activations, labels, n_classes, tie_correction)
     if p.shape[1] == 0:
         raise ValueError("activations has no neurons")
     valid = ~np.isnan(p).any(axis=1)
