@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from companion import records
-from companion.class_lr import table3_reading
+from companion.class_lr import sweep, table3_reading
 from companion.class_lr.models import SelfNormalizingMLP
 from companion.statistics import neuron_specialization
 
@@ -49,8 +49,12 @@ def test_relu_readings_differ_and_the_post_reading_is_the_records_statistic():
 
 def test_probe_runs_table2s_config_once_and_reads_it_back(uci_dir, monkeypatch):
     config = table3_reading.config("car", profile="smoke")
-    assert (config.activation, config.method, config.seed) == ("relu", "baseline", 0)
-    first = table3_reading.run_missing(["car"], profile="smoke")[0]
+    assert (config.activation, config.method, config.seed, config.init) == (
+        "relu", "baseline", 0, "he")
+    # init "he" is the records' own config: the probe repeats the very run of Table 2
+    assert config == sweep.configs(["car"], ["relu"], ["baseline"], [0], "smoke")[0]
+    first, lecun = table3_reading.run_missing(["car"], profile="smoke")
+    assert lecun["config"]["init"] == "lecun" and lecun["shares"] != first["shares"]
     assert set(first["shares"]) == set(table3_reading.READINGS)
     path = records.record_path(f"{table3_reading.EXPERIMENT}-smoke", config)
     assert json.loads(path.read_text())["shares"] == first["shares"]
@@ -60,6 +64,9 @@ def test_probe_runs_table2s_config_once_and_reads_it_back(uci_dir, monkeypatch):
 
     monkeypatch.setattr(table3_reading, "run", no_training)
     assert table3_reading.run_missing(["car"], profile="smoke")[0]["shares"] == first["shares"]
+    frame = table3_reading.table([first, lecun])
+    assert frame.loc["Car", "pre-activation, LeCun init"] == lecun["shares"]["pre-activation"]
+    assert frame.loc["Car", "post-activation"] == first["shares"]["post-activation"]
 
 
 def test_table_summary_and_verdict_from_records():
@@ -78,5 +85,5 @@ def test_table_summary_and_verdict_from_records():
         (22.18 + 19.72) / 2)
     assert numbers.loc["pre-activation", "ours below paper"] == 2
     text = table3_reading.describe(frame)
-    assert "2 data sets" in text and "The pre-activation reading is closest" in text
+    assert "2 data sets" in text and "Closest to the paper: pre-activation." in text
     assert table3_reading.describe(table3_reading.table([])).startswith("No probe records")

@@ -18,8 +18,10 @@ readings apart. That is the column that is off.
 The probe retrains the seed-0 ReLU baseline of a fixed subset (`DATASETS`, chosen by a rule
 before any probe ran) and records the share of class-specialised neurons under the three
 readings; training is the same code and config as Table 2's runs, so the post-activation
-share reproduces the committed record's. Records: `results/class-lr-table3-reading-<profile>/`,
-one per data set, resumable.
+share reproduces the committed record's. It does so twice: with the records' He-normal start
+and with the LeCun-normal start of the paper's code base (`INITS`), the other open question
+that touches only ReLU. Records: `results/class-lr-table3-reading-<profile>/`, one per data set
+and init, resumable.
 """
 
 from __future__ import annotations
@@ -52,11 +54,16 @@ DATASETS = ("abalone", "bank", "car", "cardiotocography-10clases", "cardiotocogr
             "statlog-image", "thyroid", "titanic", "twonorm", "waveform", "waveform-noise",
             "wine-quality-red")
 READINGS = ("post-activation", "post-activation, tie-corrected", "pre-activation")
+# The records' ReLU nets start He-normal (the protocol study's choice, from Table 2 accuracies);
+# the paper's code base starts every net LeCun-normal. Both are probed: {init: column suffix}.
+INITS = {"he": "", "lecun": ", LeCun init"}
 
 
-def config(dataset: str, profile: str = "paper", seed: int = 0) -> UCIRunConfig:
-    """The ReLU baseline config of Table 2 for `dataset` (the run the probe repeats)."""
-    return sweep.configs([dataset], ["relu"], ["baseline"], [seed], profile)[0]
+def config(dataset: str, profile: str = "paper", seed: int = 0, init: str = "he"
+           ) -> UCIRunConfig:
+    """The ReLU baseline config of Table 2 for `dataset` (with init "he", the very run of the
+    records; "lecun" the same run started LeCun-normal)."""
+    return sweep.configs([dataset], ["relu"], ["baseline"], [seed], profile, init=init)[0]
 
 
 def layer_values(model: SelfNormalizingMLP, x: torch.Tensor
@@ -106,18 +113,20 @@ def run(run_config: UCIRunConfig) -> dict[str, Any]:
             "wall_time_s": round(time.perf_counter() - started, 3)}
 
 
-def run_missing(datasets: Sequence[str] = DATASETS, profile: str = "paper"
-                ) -> list[dict[str, Any]]:
-    """The probe's record of each data set: read back when recorded, else run and stored."""
+def run_missing(datasets: Sequence[str] = DATASETS, profile: str = "paper",
+                inits: Sequence[str] = tuple(INITS)) -> list[dict[str, Any]]:
+    """The probe's record of each data set and init: read back when recorded, else run and
+    stored."""
     folder = f"{EXPERIMENT}-{profile}"
     found = []
     for name in datasets:
-        run_config = config(name, profile)
-        path = records.record_path(folder, run_config)
-        record = records.usable(path, run_config)
-        if record is None:
-            record = records.store_record(path, run(run_config), EXPERIMENT)
-        found.append(record)
+        for init in inits:
+            run_config = config(name, profile, init=init)
+            path = records.record_path(folder, run_config)
+            record = records.usable(path, run_config)
+            if record is None:
+                record = records.store_record(path, run(run_config), EXPERIMENT)
+            found.append(record)
     return found
 
 
@@ -144,32 +153,45 @@ def _selu_twin(run_config: dict[str, Any]) -> dict[str, Any]:
     return records.config_dict(twin)
 
 
+def _columns(init: str) -> list[str]:
+    return [f"{reading}{INITS[init]}" for reading in READINGS]
+
+
 def table(found: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per data set: the paper's ReLU baseline share, the committed Table 2 record's,
-    and ours under each reading (%), with ours - paper per reading."""
-    rows = []
+    and ours under each reading and init (%), with ours - paper for each."""
+    rows: dict[str, dict[str, Any]] = {}
     for record in found:
-        name = record["config"]["dataset"]
+        run_config = record["config"]
+        name, init = run_config["dataset"], run_config["init"]
         paper = paper_value(3, name, "relu", "baseline")
-        # the probe repeats this run: its post-activation share must reproduce the record's
-        row: dict[str, Any] = {"dataset": architecture(name).paper_name, "paper": paper,
-                               "Table 2 record": _table2_share(record["config"])}
-        for reading in READINGS:
-            row[reading] = record["shares"][reading]
-        for reading in READINGS:
-            row[f"{reading} - paper"] = record["shares"][reading] - paper
-        # reference: SELU, which every reading measures alike, on the same data set
-        row["SELU record - paper"] = (_table2_share(_selu_twin(record["config"]))
-                                      - paper_value(3, name, "selu", "baseline"))
-        row["constant neurons (%)"] = record["constant_neurons"]
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("dataset") if rows else pd.DataFrame()
+        row = rows.setdefault(name, {
+            "dataset": architecture(name).paper_name, "paper": paper,
+            # reference: SELU, which every reading measures alike, on the same data set
+            "SELU record - paper": (_table2_share(_selu_twin(run_config))
+                                    - paper_value(3, name, "selu", "baseline"))})
+        if init == "he":  # the very run of the records: its post-activation share is theirs
+            row["Table 2 record"] = _table2_share(run_config)
+            row["constant neurons (%)"] = record["constant_neurons"]
+        for reading, column in zip(READINGS, _columns(init)):
+            row[column] = record["shares"][reading]
+            row[f"{column} - paper"] = record["shares"][reading] - paper
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(list(rows.values())).set_index("dataset")
+    present = [c for init in INITS for c in _columns(init) if c in frame.columns]
+    first = ["paper", "Table 2 record", *present]
+    return frame[[c for c in first if c in frame.columns]
+                 + [f"{c} - paper" for c in present]
+                 + [c for c in ("SELU record - paper", "constant neurons (%)")
+                    if c in frame.columns]]
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per reading (and SELU's records for reference): mean |ours - paper|, mean ours - paper,
-    and the data sets where ours is below the paper."""
-    gaps = {reading: frame[f"{reading} - paper"] for reading in READINGS}
+    """Per reading and init (and SELU's records for reference): mean |ours - paper|, mean
+    ours - paper, and the data sets where ours is below the paper."""
+    variants = [c for init in INITS for c in _columns(init) if f"{c} - paper" in frame.columns]
+    gaps = {c: frame[f"{c} - paper"].dropna() for c in variants}
     gaps["SELU, any reading (reference)"] = frame["SELU record - paper"].dropna()
     return pd.DataFrame({label: {
         "mean |ours - paper|": gap.abs().mean(), "mean ours - paper": gap.mean(),
@@ -182,13 +204,13 @@ def describe(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "No probe records: run `table3_reading.run_missing()`."
     numbers = summary(frame)
-    relu = numbers.loc[list(READINGS)]
-    best = relu["mean |ours - paper|"].astype(float).idxmin()
-    parts = [f"{reading} {row['mean |ours - paper|']:.1f} (ours below the paper on "
-             f"{int(row['ours below paper'])})" for reading, row in relu.iterrows()]
     selu = numbers.loc["SELU, any reading (reference)", "mean |ours - paper|"]
-    return (f"ReLU baselines, seed 0, {len(frame)} data sets: mean |ours - paper| of Table 3 "
-            f"by reading: {'; '.join(parts)} points (SELU's records on the same data sets: "
-            f"{selu:.1f}). The {best} reading is closest to the paper; SELU and tanh cannot "
-            f"tell the readings apart (strictly increasing, no ties), so this reading would "
-            f"leave their columns as they are.")
+    relu = numbers.drop(index="SELU, any reading (reference)")
+    best = relu["mean |ours - paper|"].astype(float).idxmin()
+    parts = [f"{label} {row['mean |ours - paper|']:.1f} (below on "
+             f"{int(row['ours below paper'])})" for label, row in relu.iterrows()]
+    return (f"ReLU baselines, seed 0, {len(frame)} data sets: mean |ours - paper| of Table 3, "
+            f"He init unless named: {'; '.join(parts)} points (SELU's records on the same data "
+            f"sets: {selu:.1f}). Closest to the paper: {best}. SELU and tanh cannot tell the "
+            f"readings apart (strictly increasing, no ties), so a reading leaves their "
+            f"columns as they are.")
