@@ -136,3 +136,12 @@ def test_readme_block_replacement_keeps_the_rest():
     assert new == f"top\n{scorecard.README_BEGIN}\nnew\n{scorecard.README_END}\nbottom\n"
     with pytest.raises(ValueError, match="markers"):
         scorecard.replace_readme_block("no markers", "x")
+
+
+def test_cli_reads_the_results_directory_the_environment_names(tmp_path, capsys):
+    # conftest points $COMPANION_RESULTS_DIR at an empty directory: nothing is recorded there,
+    # so every claim but the parameter counts (no records needed) is "not run here"
+    scorecard.main(["--output", str(tmp_path / "scorecard.md")])
+    text = (tmp_path / "scorecard.md").read_text()
+    assert text.count(f"**{scorecard.NOT_RUN}**") == len(scorecard.CLAIMS) - 1
+    assert capsys.readouterr().out.count(f"**{scorecard.NOT_RUN}**") == len(scorecard.CLAIMS) - 1
