@@ -26,7 +26,7 @@ ifneq ($(wildcard $(SHARED_DATA)/cifar10-jpg.tar.gz),)
 export COMPANION_CIFAR10_JPG ?= $(SHARED_DATA)/cifar10-jpg.tar.gz
 endif
 
-.PHONY: all install data notebooks paper-notebooks scorecard site test lint lab bench verify clean
+.PHONY: all install data notebooks paper-notebooks scorecard site test lint lab bench verify sweep sweep-missing clean
 
 all: notebooks paper-notebooks scorecard site
 	@echo ""
@@ -81,6 +81,19 @@ lab: install
 # Rerun the committed paper-profile records that took under a minute; report identical/differs.
 verify: data
 	$(BIN)/python -m companion.verify $(VERIFY_ARGS)
+
+# The paper-profile records Table 2 still lacks (seeds 0-4 of all six columns), resumable: on a
+# GPU `make sweep DEVICE=cuda N_JOBS=4` (several runs share it), on a Dask cluster
+# `make sweep SCHEDULER=tcp://host:8786`. `make sweep-missing` lists them with their compute.
+DEVICE ?= cpu
+SCHEDULER ?=
+SWEEP := $(BIN)/python -m companion.class_lr.sweep --profile paper --methods baseline class_lr \
+	--seeds 0 1 2 3 4
+sweep: data
+	$(SWEEP) --device $(DEVICE) --n-jobs $(N_JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+
+sweep-missing: install
+	$(SWEEP) --missing
 
 bench: install
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
