@@ -80,6 +80,11 @@ def test_table_summary_and_verdict_from_records():
     frame = table3_reading.table([fake("titanic", 60.0, 64.0, 80.0),
                                   fake("thyroid", 26.0, 30.0, 38.0)])
     assert frame.loc["Titanic", "pre-activation - paper"] == pytest.approx(80.0 - 82.18)
+    assert list(frame.index) == ["Thyroid", "Titanic"]  # the paper's row order
+    assert list(table3_reading.gaps(frame).columns) == [*table3_reading.READINGS,
+                                                         "SELU, any reading (reference)"]
+    assert table3_reading.gaps(frame).loc["Thyroid", "post-activation"] == pytest.approx(
+        26.0 - 45.72)
     numbers = table3_reading.summary(frame)
     assert numbers.loc["post-activation", "mean |ours - paper|"] == pytest.approx(
         (22.18 + 19.72) / 2)

@@ -40,6 +40,7 @@ from companion.class_lr import sweep
 from companion.class_lr.experiment import UCIRunConfig
 from companion.class_lr.models import SelfNormalizingMLP
 from companion.class_lr.registry import architecture, paper_value
+from companion.class_lr.registry import datasets as paper_datasets
 from companion.data.sources import REPO_ROOT
 from companion.statistics import neuron_specialization
 
@@ -178,13 +179,22 @@ def table(found: Sequence[dict[str, Any]]) -> pd.DataFrame:
             row[f"{column} - paper"] = record["shares"][reading] - paper
     if not rows:
         return pd.DataFrame()
-    frame = pd.DataFrame(list(rows.values())).set_index("dataset")
+    order = sorted(rows, key=paper_datasets().index)  # the paper's row order
+    frame = pd.DataFrame([rows[name] for name in order]).set_index("dataset")
     present = [c for init in INITS for c in _columns(init) if c in frame.columns]
     first = ["paper", "Table 2 record", *present]
     return frame[[c for c in first if c in frame.columns]
                  + [f"{c} - paper" for c in present]
                  + [c for c in ("SELU record - paper", "constant neurons (%)")
                     if c in frame.columns]]
+
+
+def gaps(frame: pd.DataFrame) -> pd.DataFrame:
+    """Ours - paper (points) per data set for each reading and init, and SELU's for reference:
+    the table to read."""
+    columns = [c for c in frame.columns if c.endswith(" - paper")]
+    return frame[columns].rename(columns=lambda c: c.removesuffix(" - paper").replace(
+        "SELU record", "SELU, any reading (reference)"))
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
