@@ -26,7 +26,6 @@ and init, resumable.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -84,7 +83,11 @@ def layer_values(model: SelfNormalizingMLP, x: torch.Tensor
 def shares(model: SelfNormalizingMLP, x: torch.Tensor, y: np.ndarray, n_classes: int
            ) -> dict[str, float]:
     """{reading: % of class-specialised neurons over all hidden layers, weighted by width}."""
-    before, after = layer_values(model, x)
+    return _shares(*layer_values(model, x), y, n_classes)
+
+
+def _shares(before: list[np.ndarray], after: list[np.ndarray], y: np.ndarray, n_classes: int
+            ) -> dict[str, float]:
     widths = np.array([values.shape[1] for values in after], dtype=float)
 
     def overall(layers: list[np.ndarray], tie_correction: bool = False) -> float:
@@ -104,9 +107,8 @@ def run(run_config: UCIRunConfig) -> dict[str, Any]:
     started = time.perf_counter()
     training = Training(run_config)
     training.train_sgd(run_config.epochs)
-    values = shares(training.model, training.x_test, training.data.test.y,
-                    training.data.n_classes)
-    after = layer_values(training.model, training.x_test)[1]
+    before, after = layer_values(training.model, training.x_test)  # one pass for both uses
+    values = _shares(before, after, training.data.test.y, training.data.n_classes)
     constant = np.concatenate([np.ptp(v, axis=0) == 0 for v in after])
     return {"config": records.config_dict(run_config), "experiment": EXPERIMENT,
             "diverged": training.diverged, "n_test": len(training.data.test),
@@ -135,7 +137,7 @@ def committed() -> list[dict[str, Any]]:
     """The repository's committed paper-profile probe records (whatever
     $COMPANION_RESULTS_DIR says: the evidence ships with the code)."""
     folder = REPO_ROOT / "results" / f"{EXPERIMENT}-paper"
-    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    return [records.read_record(path) for path in sorted(folder.glob("*.json"))]
 
 
 def _table2_share(run_config: dict[str, Any]) -> float:
@@ -144,7 +146,7 @@ def _table2_share(run_config: dict[str, Any]) -> float:
             / f"{records.config_hash(run_config)}.json")
     if not path.is_file():
         return float("nan")
-    return 100 * json.loads(path.read_text())["neuron_specialization"]["overall"]
+    return 100 * records.read_record(path)["neuron_specialization"]["overall"]
 
 
 def _selu_twin(run_config: dict[str, Any]) -> dict[str, Any]:
@@ -166,11 +168,13 @@ def table(found: Sequence[dict[str, Any]]) -> pd.DataFrame:
         run_config = record["config"]
         name, init = run_config["dataset"], run_config["init"]
         paper = paper_value(3, name, "relu", "baseline")
-        row = rows.setdefault(name, {
-            "dataset": architecture(name).paper_name, "paper": paper,
-            # reference: SELU, which every reading measures alike, on the same data set
-            "SELU record - paper": (_table2_share(_selu_twin(run_config))
-                                    - paper_value(3, name, "selu", "baseline"))})
+        if name not in rows:  # once per data set, whichever init comes first
+            rows[name] = {
+                "dataset": architecture(name).paper_name, "paper": paper,
+                # reference: SELU, which every reading measures alike, on the same data set
+                "SELU record - paper": (_table2_share(_selu_twin(run_config))
+                                        - paper_value(3, name, "selu", "baseline"))}
+        row = rows[name]
         if init == "he":  # the very run of the records: its post-activation share is theirs
             row["Table 2 record"] = _table2_share(run_config)
             row["constant neurons (%)"] = record["constant_neurons"]
@@ -201,12 +205,12 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Per reading and init (and SELU's records for reference): mean |ours - paper|, mean
     ours - paper, and the data sets where ours is below the paper."""
     variants = [c for init in INITS for c in _columns(init) if f"{c} - paper" in frame.columns]
-    gaps = {c: frame[f"{c} - paper"].dropna() for c in variants}
-    gaps["SELU, any reading (reference)"] = frame["SELU record - paper"].dropna()
+    by_label = {c: frame[f"{c} - paper"].dropna() for c in variants}
+    by_label["SELU, any reading (reference)"] = frame["SELU record - paper"].dropna()
     return pd.DataFrame({label: {
         "mean |ours - paper|": gap.abs().mean(), "mean ours - paper": gap.mean(),
         "ours below paper": int((gap < 0).sum()), "data sets": len(gap)}
-        for label, gap in gaps.items()}).T
+        for label, gap in by_label.items()}).T
 
 
 def describe(frame: pd.DataFrame) -> str:
