@@ -70,13 +70,10 @@ class Claim:
 # ---------------------------------------------------------------- the papers' numbers
 
 def _paper_class_lr_change(table: int, activations: tuple[str, ...]) -> float:
-    from companion.class_lr.registry import datasets, paper_value
+    from companion.class_lr.registry import datasets, paper_change
 
-    changes = [paper_value(table, n, a, "class_lr") - paper_value(table, n, a, "baseline")
-               for n in datasets() for a in activations
-               if paper_value(table, n, a, "class_lr") is not None
-               and paper_value(table, n, a, "baseline") is not None]
-    return float(np.mean(changes))
+    changes = [paper_change(table, n, a) for n in datasets() for a in activations]
+    return float(np.mean([c for c in changes if c is not None]))
 
 
 def _paper_counts_text(activation: str, named: bool) -> str:

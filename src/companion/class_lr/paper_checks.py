@@ -25,7 +25,8 @@ from collections.abc import Mapping
 import pandas as pd
 from statsmodels.stats.contingency_tables import mcnemar
 
-from companion.class_lr.registry import ACTIVATIONS, datasets, paper_counts, paper_value
+from companion.class_lr.findings import records_n_test
+from companion.class_lr.registry import ACTIVATIONS, datasets, paper_change, paper_counts
 from companion.data import uci
 
 ALPHA = 0.05
@@ -35,7 +36,7 @@ VARIANTS = {"exact": {"exact": True}, "chi-square": {"exact": False, "correction
 
 def paper_test_rows() -> dict[str, int | None]:
     """{data set: test rows of the paper's split}, None where our copy has no data file."""
-    return {name: len(uci.load(name).test) if uci.is_available(name) else None
+    return {name: records_n_test(name) if uci.is_available(name) else None
             for name in datasets()}
 
 
@@ -69,17 +70,16 @@ def significance_ceiling(test_rows: Mapping[str, int | None], alpha: float = ALP
         for variant in VARIANTS:
             row[f"at most better ({variant})"] = row[f"at most worse ({variant})"] = 0
         for name in datasets():
-            baseline = paper_value(2, name, activation, "baseline")
-            class_lr = paper_value(2, name, activation, "class_lr")
-            if baseline is None or class_lr is None or class_lr == baseline:
+            change = paper_change(2, name, activation)
+            if not change:  # blank or zero: nothing to test
                 continue
             row["changed"] += 1
-            side = "better" if class_lr > baseline else "worse"
+            side = "better" if change > 0 else "worse"
             n_test = test_rows.get(name)
             row["unknown test size"] += n_test is None
             for variant in VARIANTS:
-                possible = n_test is None or smallest_p(
-                    most_rows(class_lr - baseline, n_test), variant) < alpha
+                possible = n_test is None or smallest_p(most_rows(change, n_test),
+                                                        variant) < alpha
                 row[f"at most {side} ({variant})"] += possible
         row["paper: significantly better"] = stated[activation]["significantly better"]
         row["paper: significantly worse"] = stated[activation]["significantly worse"]

@@ -125,6 +125,13 @@ def paper_value(table: int, dataset: str, activation: str, method: str) -> float
     return None if value is None else float(value)
 
 
+def paper_change(table: int, dataset: str, activation: str) -> float | None:
+    """The paper's class-lr - baseline change (points) of Table 2 or 3; None if either is blank."""
+    baseline = paper_value(table, dataset, activation, "baseline")
+    class_lr = paper_value(table, dataset, activation, "class_lr")
+    return None if baseline is None or class_lr is None else class_lr - baseline
+
+
 def paper_counts() -> dict[str, dict[str, int | None]]:
     """{activation: {'data sets', 'better', 'worse', 'equal', 'significantly better',
     'significantly worse'}} as the paper's text states them; None where it gives no count."""

@@ -33,6 +33,7 @@ from companion.class_lr.registry import (
     METHODS,
     architecture,
     datasets,
+    paper_change,
     paper_counts,
     paper_value,
 )
@@ -209,11 +210,9 @@ def across_datasets(changes: pd.DataFrame, tests: pd.DataFrame, null: pd.DataFra
 def _paper_mean_change(changes: pd.DataFrame, activation: str) -> float:
     """The paper's Table 2 class-lr - baseline change, averaged over the data sets of ours
     that have it (NaN when none): the like-for-like reference for our mean change."""
-    differences = []
-    for name in changes.loc[changes["activation"] == activation, "dataset"]:
-        baseline, class_lr = (paper_value(2, name, activation, m) for m in METHODS)
-        if baseline is not None and class_lr is not None:
-            differences.append(class_lr - baseline)
+    names = changes.loc[changes["activation"] == activation, "dataset"]
+    differences = [d for d in (paper_change(2, name, activation) for name in names)
+                   if d is not None]
     return float(np.mean(differences)) if differences else float("nan")
 
 
