@@ -152,3 +152,14 @@ def test_change_spread_pairs_class_lr_and_baseline_by_seed():
     assert pairs == len(base) == len(class_lr) == 5
     assert change == pytest.approx(np.mean([*class_lr.values()]) - np.mean([*base.values()]))
     assert spread == pytest.approx(np.std(differences, ddof=1))
+
+
+def test_original_split_reads_once_its_raw_test_file_is_standardised(uci_dir):
+    from companion.class_lr import findings
+    scales = findings.test_file_scales("image-segmentation")
+    assert scales.loc["training file", "largest |mean|"] < 1e-3
+    assert scales.loc["original test file", "largest |mean|"] > 100  # raw pixel coordinates
+    runs = findings.original_split()  # committed records, seeds 0-2 of three activations
+    assert len(runs) == 9 and (runs["original test rows"] == 2100).all()
+    assert (runs["original, as shipped"] < 35).all() and (runs["original, standardised"] > 80).all()
+    assert "standardised" in findings.original_split_summary(runs)

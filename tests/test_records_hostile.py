@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,16 @@ def test_new_uci_fields_have_rules():
     rules = validation.UCI_RUN_RULES
     assert rules["init"]("he") is None and rules["init"]("xavier") is not None
     assert rules["alpha_retries"](None) is None and rules["alpha_retries"](11) is not None
+    assert rules["original_test_scaling"]("raw") is not None
+
+
+def test_test_file_scaling_needs_the_original_split(uci_dir):
+    with pytest.raises(validation.ConfigError, match="split='original' only"):
+        experiment.make_config("car", "selu", original_test_scaling="standardised")
+    config = experiment.make_config("image-segmentation", "selu", split="original")
+    assert config.original_test_scaling is None  # as shipped: older records keep their hash
+    assert records.config_hash(config) != records.config_hash(
+        replace(config, original_test_scaling="standardised"))
 
 
 @pytest.mark.parametrize(("field", "value"), [("epochs", -1), ("epochs", "ten"),

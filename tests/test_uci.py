@@ -1,5 +1,6 @@
 import shutil
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -59,6 +60,31 @@ def test_kfold_and_original_splits(uci_dir):
         uci.load("abalone", split="original")
     with pytest.raises(ValueError, match="fold"):
         uci.load("abalone", split="kfold", fold=4)
+
+
+def test_raw_original_test_file_warns_and_standardises(uci_dir):
+    with pytest.warns(uci.ScaleWarning, match="image-segmentation.*original_test_scaling"):
+        shipped = uci.load("image-segmentation", split="original")
+    assert not uci.on_standard_scale(shipped.test.x)  # raw pixel counts: column means near 125
+    fixed = uci.load("image-segmentation", split="original", original_test_scaling="standardised")
+    np.testing.assert_allclose(fixed.test.x.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(fixed.test.x.std(axis=0, ddof=1), 1, atol=1e-4)
+    np.testing.assert_array_equal(fixed.test.y, shipped.test.y)  # labels untouched
+    np.testing.assert_array_equal(fixed.train.x, shipped.train.x)  # so is the training file
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        uci.load("adult", split="original")  # standardised by its authors: no warning
+    with pytest.raises(ValueError, match="original_test_scaling must be one of"):
+        uci.load("adult", split="original", original_test_scaling="raw")
+
+
+def test_standardise_keeps_constant_columns_at_zero():
+    x = np.array([[1.0, 5.0, 100.0], [3.0, 5.0, 300.0], [5.0, 5.0, 200.0]], dtype=np.float32)
+    z = uci.standardise(x)
+    np.testing.assert_allclose(z[:, 0], [-1, 0, 1])  # mean 3, SD 2 (ddof 1)
+    np.testing.assert_array_equal(z[:, 1], 0)
+    assert uci.on_standard_scale(z) and not uci.on_standard_scale(x)
+    assert uci.on_standard_scale(z / 5) and not uci.on_standard_scale(z / 20)  # SD within 10x
 
 
 def test_all_sets_load_from_cache_quickly(uci_dir):

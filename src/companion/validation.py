@@ -145,6 +145,7 @@ UCI_RUN_RULES: dict[str, Rule] = {
     "learning_rate": number(0, low_open=True),
     "split": choice(("paper", "kfold", "original")),
     "fold": integer(0, 3),
+    "original_test_scaling": optional(choice(("as_shipped", "standardised"))),
     # 0 would silently have meant "all rows" before: only None means that
     "max_train_samples": optional(POSITIVE),
     "cutoff": optional(POSITIVE),
@@ -159,6 +160,9 @@ UCI_RUN_RULES: dict[str, Rule] = {
 def check_uci_run(config: Any) -> None:
     """Validate a `class_lr.experiment.UCIRunConfig` (field rules, then cutoff <= epochs)."""
     check(config, UCI_RUN_RULES, "UCI run config")
+    if config.original_test_scaling is not None and config.split != "original":
+        raise ConfigError("invalid UCI run config:\n  original_test_scaling: applies to "
+                          f"split='original' only, got split={config.split!r}")
     if config.cutoff is not None and config.cutoff > config.epochs:
         raise ConfigError(f"invalid UCI run config:\n  cutoff: must be at most epochs "
                           f"({config.epochs}), got {config.cutoff!r}")

@@ -46,6 +46,8 @@ class UCIRunConfig:
     learning_rate: float = 0.01
     split: str = "paper"
     fold: int = 0
+    # split="original" only: the test file as shipped (None) or "standardised" (see data.uci).
+    original_test_scaling: str | None = None
     # Quick and smoke profiles cap the training rows seen per epoch (None: all of them).
     max_train_samples: int | None = None
     # class-lr only (None for the baseline, so baseline records keep their hash):

@@ -65,7 +65,8 @@ class Training:
     def __init__(self, config: UCIRunConfig, device: torch.device | str = "cpu") -> None:
         self.config, self.device = config, torch.device(device)
         self.data = uci.load(config.dataset, seed=config.seed, split=config.split,
-                             fold=config.fold)
+                             fold=config.fold,
+                             original_test_scaling=config.original_test_scaling or "as_shipped")
         torch.manual_seed(config.seed)  # weights and dropout masks (CUDA's generator too)
         self.order = torch.Generator().manual_seed(config.seed)  # minibatch order, on the CPU
         # Weights are drawn on the CPU and then moved: the same initial net on every device.
