@@ -94,16 +94,21 @@ def _outlier(gap, se, spread, seeds, dataset="yeast"):
             "seed runs": "baseline"}
 
 
-def test_outlier_diagnosis_weighs_the_gap_against_test_set_and_seed_noise():
+def test_outlier_diagnosis_weighs_the_gap_against_seed_noise_not_test_set_noise(uci_dir):
     from companion.class_lr import findings
 
-    assert findings.diagnose(_outlier(5.0, 3.0, 0.1, 1)).startswith("test-set noise")
-    # The paper's one run against the mean of 3 seeds of sd 3: noise band 2*3*sqrt(4/3) = 6.9.
-    assert findings.diagnose(_outlier(6.5, 1.0, 3.0, 3)).startswith("seed noise")
-    assert not findings.diagnose(_outlier(7.5, 1.0, 3.0, 3)).startswith("seed noise")
+    # The paper's one run against the mean of 5 seeds of sd 1: a 95% prediction band of
+    # t(4) * 1 * sqrt(6/5) = 2.776 * 1.095 = 3.04 points.
+    assert findings.noise_band(1.0, 5) == pytest.approx(3.0411, abs=1e-3)
+    assert findings.diagnose(_outlier(3.0, 1.0, 1.0, 5)).startswith("seed noise")
+    assert not findings.diagnose(_outlier(3.1, 1.0, 1.0, 5)).startswith("seed noise")
+    # A gap of 1.7 binomial SE is not noise: the paper tests on our rows (steel-plates SELU,
+    # committed records: no erratum, no collapse, no initialisation check for SELU).
+    diagnosis = findings.diagnose(_outlier(5.0, 3.0, 0.1, 5, dataset="steel-plates"))
+    assert diagnosis.startswith("unexplained") and "test-set sampling" in diagnosis
     # Two seeds give an sd of one degree of freedom: never enough to call a gap seed noise
     # (yeast, an erratum, is the next check).
-    assert findings.diagnose(_outlier(6.5, 1.0, 3.0, 2)) == \
+    assert findings.diagnose(_outlier(0.5, 1.0, 3.0, 2)) == \
         "Table 1 erratum (see the errata section)"
 
 
@@ -119,7 +124,8 @@ def test_a_paper_value_between_our_two_initialisations_is_diagnosed_as_initialis
 
 def test_a_class_lr_cell_carries_its_baselines_gap_only_when_the_changes_agree(monkeypatch):
     """gap(class lr) = gap(baseline) + (our change - the paper's change); the paper's change is
-    one run, so the second term is noise while within 2 sd x sqrt(1 + 1/n) of our changes."""
+    one run, so the second term is noise while within the 95% prediction band of our n changes,
+    t(n - 1) sd sqrt(1 + 1/n)."""
     from companion.class_lr import findings
 
     paper = {"baseline": 90.0, "class_lr": 89.0}  # the paper's change: -1.0
@@ -127,9 +133,9 @@ def test_a_class_lr_cell_carries_its_baselines_gap_only_when_the_changes_agree(m
     monkeypatch.setattr(findings, "change_spread", lambda d, a: (0.5, 1.0, 5))
     cell = {**_outlier(6.0, 1.0, 0.5, 5, dataset="ringnorm"), "column": "tanh+class lr",
             "baseline gap": 4.5}
-    # |0.5 - (-1.0)| = 1.5 < 2 * 1.0 * sqrt(1.2) = 2.19
+    # |0.5 - (-1.0)| = 1.5 < t(4) * 1.0 * sqrt(1.2) = 3.04
     assert findings.diagnose(cell).startswith("its baseline's gap (+4.5 points")
-    paper["class_lr"] = 88.0  # the paper's change -2.0: 2.5 apart, beyond the band
+    paper["class_lr"] = 86.5  # the paper's change -3.5: 4.0 apart, beyond the band
     diagnosis = findings.diagnose(cell)
     assert diagnosis.startswith("unexplained") and "the change differs beyond" in diagnosis
     monkeypatch.setattr(findings, "change_spread", lambda d, a: (-1.9, 1.0, 2))
