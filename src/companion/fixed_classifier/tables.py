@@ -166,8 +166,9 @@ def accuracy_table(found: Sequence[dict[str, Any]], rows: Sequence[PaperRow] = P
 def _uncertainty(row: PaperRow, learned: dict[str, Any] | None, fixed: dict[str, Any] | None,
                  missing: str) -> dict[str, Any]:
     """Test-set noise beside the accuracies: the binomial SE of our learned run (points) and
-    fixed - learned, the paper's and ours with its 95% Wald interval over the two test sets.
-    Both hold test-set noise only; a second training seed would add its own spread."""
+    fixed - learned, the paper's and ours with its 95% Wald interval as if over two independent
+    test sets. Both hold test-set noise only (on the shared test set a paired interval would be
+    narrower; the records keep no per-image predictions); a second seed would add its spread."""
     entry: dict[str, Any] = {"binomial SE (ours)": missing,
                              "fixed - learned (paper)": round(row.fixed_top1 - row.learned_top1,
                                                               2),
