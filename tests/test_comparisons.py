@@ -112,6 +112,45 @@ def test_accuracy_difference_matches_statsmodels_wald_interval():
     assert (interval.low, interval.high) == pytest.approx((100 * low, 100 * high))
 
 
+def test_test_accuracy_difference_pairs_runs_on_the_same_images():
+    from statsmodels.stats.weightstats import DescrStatsW
+
+    from companion import records
+
+    rng = np.random.default_rng(0)
+    learned = rng.random(10_000) < 0.85
+    fixed = learned.copy()
+    flip = rng.choice(10_000, 800, replace=False)  # the two nets disagree on 8% of images
+    fixed[flip] = ~fixed[flip]
+
+    def record(correct, packed=True):
+        return {"n_test": len(correct), "test_accuracy": correct.mean(),
+                "test_correct": records.pack_bits(correct) if packed else None}
+
+    paired = cmp.test_accuracy_difference(record(fixed), record(learned))
+    difference = 100.0 * (fixed.astype(float) - learned.astype(float))
+    low, high = DescrStatsW(difference).tconfint_mean()  # statsmodels' paired t interval
+    assert paired.method == "paired t" and paired.n == 10_000
+    assert paired.estimate == pytest.approx(100 * (fixed.mean() - learned.mean()))
+    assert (paired.low, paired.high) == (pytest.approx(low), pytest.approx(high))
+    # Without per-image flags: the Wald interval over two test sets, much wider here.
+    wald = cmp.test_accuracy_difference(record(fixed), record(learned, packed=False))
+    assert wald.method == "wald" and wald.estimate == pytest.approx(paired.estimate)
+    assert wald.high - wald.low > 1.5 * (paired.high - paired.low)
+
+
+def test_packed_flags_round_trip_and_refuse_a_wrong_count():
+    from companion import records
+
+    flags = np.array([True, False, True, True, False, False, True, False, True, True])
+    text = records.pack_bits(flags)
+    np.testing.assert_array_equal(records.unpack_bits(text, 10), flags)
+    with pytest.raises(ValueError, match="16 bits, not 17"):
+        records.unpack_bits(text, 17)
+    with pytest.raises(ValueError, match="not 9"):
+        records.unpack_bits(text, 9)  # the 10th flag is set: the text holds more
+
+
 def test_wilcoxon_over_datasets_by_hand_and_scipy():
     # Five positive changes: exact two-sided p = 2 / 2**5 (all signs +)
     statistic, p_value = cmp.wilcoxon_over_datasets([1.0, 2.0, 3.0, 4.0, 5.0])

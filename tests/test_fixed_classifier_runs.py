@@ -210,6 +210,8 @@ def test_run_record(cifar10_archive):
     assert steps["alpha"][-1] == history["alpha"][-1]
     assert record["test_accuracy"] == pytest.approx(1 - history["test_error"][-1], abs=1e-12)
     assert (record["n_train"], record["n_test"], record["classifier_features"]) == (60, 40, 64)
+    correct = records.unpack_bits(record["test_correct"], 40)  # which test images were right
+    assert correct.mean() == pytest.approx(record["test_accuracy"], abs=1e-12)
     assert record["experiment"] == "fixed-classifier-cifar10-smoke"
     assert record["config"] == json.loads(json.dumps(records.config_dict(config)))
     assert not record["diverged"] and record["torch_version"] == torch.__version__
@@ -366,7 +368,7 @@ def test_accuracy_table_matches_networks_within_a_data_set():
     assert resnet50["binomial SE (ours)"] == pytest.approx(0.43, abs=0.005)
     assert resnet50["fixed - learned (paper)"] == 0.0
     # -1 point, half-width 1.96 * sqrt(2) * 0.43 = 1.21
-    assert resnet50["fixed - learned (ours, 95%)"] == "-1.00 [-2.21, +0.21]"
+    assert resnet50["fixed - learned (ours, 95%)"] == "-1.00 [-2.21, +0.21] (Wald)"
     assert table.loc["DenseNet-BC(k=12)", "fixed - learned (ours, 95%)"] == tables.NOT_RUN
     assert table.loc["DenseNet-BC(k=12)", "fixed - learned (paper)"] == pytest.approx(-0.06)
 

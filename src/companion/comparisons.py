@@ -12,6 +12,8 @@ scikit-posthocs:
   sets with a seeded bootstrap 95% interval (``scipy.stats.bootstrap``);
 * :func:`binomial_se` / :func:`accuracy_difference` -- the test-set noise of one accuracy, and
   the Wald interval of the difference of two accuracies measured on independent test sets;
+  :func:`test_accuracy_difference` pairs two runs image by image when both records keep which
+  test images were right (the same test set), and falls back to the Wald interval otherwise;
 * :func:`wilcoxon_over_datasets` -- Wilcoxon signed-rank test over data sets (Demsar 2006);
 * :func:`sign_counts` / :func:`sign_test` -- better / worse / equal counts, and the sign test of
   such a split (Demsar 2006: ties split evenly, ``scipy.stats.binomtest``);
@@ -32,6 +34,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from companion.records import unpack_bits
+
 __all__ = [
     "CellSummary",
     "Interval",
@@ -49,6 +53,7 @@ __all__ = [
     "sign_counts",
     "sign_test",
     "summarize",
+    "test_accuracy_difference",
     "wilcoxon_over_datasets",
 ]
 
@@ -194,6 +199,23 @@ def accuracy_difference(first: float, n_first: int, second: float, n_second: int
     difference = float(first - second)
     return Interval(difference, difference - z * se, difference + z * se,
                     int(min(n_first, n_second)), "wald")
+
+
+def test_accuracy_difference(first: dict[str, Any], second: dict[str, Any],
+                             confidence: float = 0.95) -> Interval:
+    """first - second test accuracy (points) of two run records. When both keep which test
+    images were right (`test_correct`, `records.pack_bits`) on the same number of images, the
+    difference is paired image by image (`paired_change` of the per-image 0/100 scores: a t
+    interval, method "paired t"), which holds only the test-set noise that two runs scored on
+    the same images have; otherwise the Wald interval of `accuracy_difference` ("wald"), as
+    if over two independent test sets. Neither holds seed noise."""
+    n = first["n_test"]
+    if first.get("test_correct") and second.get("test_correct") and second["n_test"] == n:
+        scores = [100.0 * unpack_bits(record["test_correct"], n) for record in (second, first)]
+        paired = paired_change(*scores, confidence=confidence)
+        return Interval(paired.estimate, paired.low, paired.high, paired.n, "paired t")
+    return accuracy_difference(100 * first["test_accuracy"], n, 100 * second["test_accuracy"],
+                               second["n_test"], confidence)
 
 
 def describe_interval(interval: Interval, digits: int = 2, unit: str = "") -> str:

@@ -157,16 +157,20 @@ def fixed_minus_learned_accuracy(found: list[dict[str, Any]]) -> Estimate | None
     if runs is None:
         return None
     learned, fixed = runs["learned"], runs["fixed"]
-    interval = comparisons.accuracy_difference(100 * fixed["test_accuracy"], fixed["n_test"],
-                                               100 * learned["test_accuracy"],
-                                               learned["n_test"])
+    interval = comparisons.test_accuracy_difference(fixed, learned)
     difference, low, high = interval.estimate, interval.low, interval.high
     return Estimate(difference, low, high,
                     f"{difference:+.2f} [{low:+.2f}, {high:+.2f}] "
                     f"({100 * learned['test_accuracy']:.2f}% vs "
                     f"{100 * fixed['test_accuracy']:.2f}%)",
-                    _describe(learned),
-                    f"binomial standard error on {learned['n_test']:,} test images per run")
+                    _describe(learned), _test_noise(interval, learned["n_test"]))
+
+
+def _test_noise(interval: comparisons.Interval, n_test: int) -> str:
+    """What an interval of `comparisons.test_accuracy_difference` holds, in words."""
+    if interval.method == "paired t":
+        return f"paired over the same {n_test:,} test images (t interval of per-image differences)"
+    return f"binomial standard error on {n_test:,} test images per run"
 
 
 def training_error_gap(found: list[dict[str, Any]]) -> Estimate | None:
@@ -212,15 +216,14 @@ def fixed_scale_gap(found: list[dict[str, Any]]) -> Estimate | None:
         return None
     runs = {r["config"].get("scale"): r for r in group if r["config"]["classifier"] == "fixed"}
     learned = runs[None]
-    gaps = {s: comparisons.accuracy_difference(100 * runs[s]["test_accuracy"], runs[s]["n_test"],
-                                               100 * learned["test_accuracy"], learned["n_test"])
-            for s in (1.0, 10.0)}
+    gaps = {s: comparisons.test_accuracy_difference(runs[s], learned) for s in (1.0, 10.0)}
     worst = gaps[min(gaps, key=lambda s: gaps[s].estimate)]
     half_width = worst.high - worst.estimate
     return Estimate(worst.estimate, worst.low, worst.high,
                     f"alpha=1: {gaps[1.0].estimate:+.2f}, alpha=10: {gaps[10.0].estimate:+.2f} "
                     f"(+-{half_width:.2f})",
-                    _describe(learned), "binomial standard error, worse of the two")
+                    _describe(learned),
+                    _test_noise(worst, learned["n_test"]) + ", worse of the two")
 
 
 def parameter_savings(found: list[dict[str, Any]]) -> Estimate | None:

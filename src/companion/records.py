@@ -22,6 +22,7 @@ unchanged.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -33,6 +34,8 @@ import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from companion.data.sources import REPO_ROOT
 from companion.provenance import FINGERPRINT_VERSION, code_fingerprint, record_provenance
@@ -74,6 +77,19 @@ def config_hash(config: Any) -> str:
     """First 16 hex digits of the sha256 of the config's canonical JSON."""
     text = json.dumps(config_dict(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def pack_bits(flags: np.ndarray) -> str:
+    """A boolean vector as base64 text, one bit per entry (10,000 flags: 1,668 characters)."""
+    return base64.b64encode(np.packbits(np.asarray(flags, dtype=bool)).tobytes()).decode()
+
+
+def unpack_bits(text: str, count: int) -> np.ndarray:
+    """The `count` flags of `pack_bits` text; a ValueError when the text holds fewer."""
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(text, validate=True), dtype=np.uint8))
+    if len(bits) < count or bits[count:].any():
+        raise ValueError(f"packed flags hold {len(bits)} bits, not {count}")
+    return bits[:count].astype(bool)
 
 
 def record_path(experiment: str, config: Any) -> Path:

@@ -247,6 +247,10 @@ def run(config: CIFARRunConfig, compile: bool = False) -> dict[str, Any]:
         "diverged": diverged,
         "test_error": test_error,
         "test_accuracy": test_accuracy,
+        # which test images were right (records.pack_bits): pairs two runs image by image
+        "test_correct": (records.pack_bits(trainer.test_correct)
+                         if test_error is not None and trainer.test_correct is not None
+                         else None),
         "n_train": len(train),
         "n_test": len(test),
         "classes": list(data.classes),

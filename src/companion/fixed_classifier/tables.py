@@ -166,9 +166,10 @@ def accuracy_table(found: Sequence[dict[str, Any]], rows: Sequence[PaperRow] = P
 def _uncertainty(row: PaperRow, learned: dict[str, Any] | None, fixed: dict[str, Any] | None,
                  missing: str) -> dict[str, Any]:
     """Test-set noise beside the accuracies: the binomial SE of our learned run (points) and
-    fixed - learned, the paper's and ours with its 95% Wald interval as if over two independent
-    test sets. Both hold test-set noise only (on the shared test set a paired interval would be
-    narrower; the records keep no per-image predictions); a second seed would add its spread."""
+    fixed - learned, the paper's and ours with its 95% interval, "(paired)" image by image when
+    both records keep which test images were right, "(Wald)" as if over two independent test
+    sets when not (`comparisons.test_accuracy_difference`). Both hold test-set noise only; a
+    second seed would add its spread."""
     entry: dict[str, Any] = {"binomial SE (ours)": missing,
                              "fixed - learned (paper)": round(row.fixed_top1 - row.learned_top1,
                                                               2),
@@ -177,11 +178,10 @@ def _uncertainty(row: PaperRow, learned: dict[str, Any] | None, fixed: dict[str,
         entry["binomial SE (ours)"] = round(comparisons.binomial_se(
             100 * learned["test_accuracy"], learned["n_test"]), 2)
     if learned is not None and fixed is not None:
-        change = comparisons.accuracy_difference(100 * fixed["test_accuracy"], fixed["n_test"],
-                                                 100 * learned["test_accuracy"],
-                                                 learned["n_test"])
+        change = comparisons.test_accuracy_difference(fixed, learned)
+        kind = "paired" if change.method == "paired t" else "Wald"
         entry["fixed - learned (ours, 95%)"] = (f"{change.estimate:+.2f} [{change.low:+.2f}, "
-                                                f"{change.high:+.2f}]")
+                                                f"{change.high:+.2f}] ({kind})")
     return entry
 
 

@@ -164,6 +164,7 @@ class Trainer:
         self.settings = settings
         self.checkpoint = checkpoint
         self.resumed_epochs = 0  # epochs restored from the checkpoint by `fit`
+        self.test_correct: np.ndarray | None = None  # of the last `evaluate`
         # uint8 images live on the training device (CIFAR-10: 150 MB), batches are cut there
         self.train_images = to_channels_first(train[0]).to(self.device)  # (N, C, H, W) uint8
         self.train_labels = torch.from_numpy(train[1]).to(self.device)
@@ -243,18 +244,22 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
-        """(mean cross-entropy, error rate) on the test images, in eval mode."""
+        """(mean cross-entropy, error rate) on the test images, in eval mode. Keeps which
+        images were right in `test_correct` (bool, one per test image), so that two runs on
+        the same images can be compared image by image."""
         self.model.eval()
-        total_loss, errors = 0.0, 0
+        total_loss, correct = 0.0, []
         for start in range(0, len(self.test_labels), EVAL_BATCH):
             images = self._inputs(self.test_images[start:start + EVAL_BATCH], augment=False)
             labels = self.test_labels[start:start + EVAL_BATCH]
             with autocast(self.device):
                 logits = self.forward(images).float()
             total_loss += F.cross_entropy(logits, labels, reduction="sum")
-            errors += (logits.argmax(1) != labels).sum()
+            correct.append(logits.argmax(1) == labels)
+        self.test_correct = torch.cat(correct).cpu().numpy() if correct else None
         count = max(len(self.test_labels), 1)
-        return float(total_loss) / count, int(errors) / count
+        errors = 0 if self.test_correct is None else int((~self.test_correct).sum())
+        return float(total_loss) / count, errors / count
 
     def _append(self, **values: float) -> None:
         for key, value in values.items():
