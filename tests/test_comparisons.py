@@ -52,6 +52,17 @@ def test_paired_change_small_and_degenerate_cases():
         cmp.paired_change([1.0, 2.0], [1.0])
 
 
+def test_prediction_band_matches_statsmodels_prediction_interval():
+    import statsmodels.api as sm
+
+    runs = np.array([82.1, 80.9, 83.4, 81.7, 82.6])
+    fit = sm.OLS(runs, np.ones((len(runs), 1))).fit()  # the mean as a regression on 1
+    frame = fit.get_prediction(np.ones((1, 1))).summary_frame(alpha=0.05)
+    half_width = float(frame["obs_ci_upper"].iloc[0] - frame["mean"].iloc[0])
+    assert cmp.prediction_band(runs.std(ddof=1), len(runs)) == pytest.approx(half_width)
+    assert math.isnan(cmp.prediction_band(1.0, 1)) and math.isnan(cmp.prediction_band(math.nan, 5))
+
+
 def test_median_change_matches_scipy_bootstrap():
     changes = np.array([-0.5, 0.2, 0.4, 0.9, 1.3, 2.0, -0.1, 0.7])
     result = cmp.median_change(changes, seed=3)

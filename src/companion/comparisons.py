@@ -8,6 +8,8 @@ scikit-posthocs:
   table cell, shown as ``84.7 ± 0.4 (3)``;
 * :func:`paired_change` -- the change of a method over its baseline, paired by seed, with a
   Student t 95% interval (``scipy.stats.ttest_1samp(...).confidence_interval``);
+* :func:`prediction_band` -- how far one more run may land from the mean of n runs (the
+  half-width of the t prediction interval): where another lab's single run should fall;
 * :func:`median_change` / :func:`mean_change` -- median (percentile) or mean (BCa) over data
   sets with a seeded bootstrap 95% interval (``scipy.stats.bootstrap``);
 * :func:`binomial_se` / :func:`accuracy_difference` -- the test-set noise of one accuracy, and
@@ -50,6 +52,7 @@ __all__ = [
     "median_change",
     "nemenyi",
     "paired_change",
+    "prediction_band",
     "sign_counts",
     "sign_test",
     "summarize",
@@ -133,6 +136,16 @@ def paired_change(baseline: Any, treated: Any, confidence: float = 0.95) -> Inte
         return Interval(mean, mean, mean, int(diff.size), "t")
     ci = stats.ttest_1samp(diff, 0.0).confidence_interval(confidence)
     return Interval(mean, float(ci.low), float(ci.high), int(diff.size), "t")
+
+
+def prediction_band(spread: float, runs: int, confidence: float = 0.95) -> float:
+    """Half-width of the prediction interval of one more run around the mean of `runs` runs
+    with standard deviation `spread` (normal runs): t(runs - 1) * spread * sqrt(1 + 1/runs).
+    NaN below two runs (no spread to scale)."""
+    if runs < 2 or not math.isfinite(spread):
+        return math.nan
+    quantile = float(stats.t.ppf(0.5 + confidence / 2, runs - 1))
+    return quantile * spread * math.sqrt(1 + 1 / runs)
 
 
 def _bootstrap(changes: Any, statistic: Any, method: str, confidence: float,

@@ -20,12 +20,19 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from companion import records
-from companion.class_lr import convergence, experiment, protocol, registry, sweep, tables
+from companion.class_lr import (
+    batch_size,
+    convergence,
+    experiment,
+    protocol,
+    registry,
+    sweep,
+    tables,
+)
 from companion.class_lr.registry import ACTIVATIONS, paper_value
-from companion.comparisons import binomial_se
+from companion.comparisons import binomial_se, prediction_band
 from companion.data.sources import REPO_ROOT
 
 EXPERIMENT = "class-lr-uci-paper"
@@ -288,6 +295,14 @@ def original_split_summary(frame: pd.DataFrame) -> str:
             f"{mean['paper split (105 rows)']:.1f}% on average.")
 
 
+@_paper
+def batch_size_runs() -> pd.DataFrame:
+    """The batch-size study's cells (`batch_size.cells`) from the committed records, batch 32
+    (the Table 2 records of seeds 0-2) included."""
+    grid = protocol.batch_grid((batch_size.OURS, *protocol.BATCH_SIZES))
+    return batch_size.cells(records.recorded(EXPERIMENT, grid))
+
+
 def _settled_by_seed(dataset: str, activation: str, method: str) -> dict[int, float]:
     """Test accuracies (%) of a Table 2 cell's settled runs, by recorded seed."""
     grid = sweep.configs([dataset], [activation], [method], sweep.TABLE2_SEEDS, "paper")
@@ -366,18 +381,19 @@ def outliers(table: pd.DataFrame, threshold: float = 4.0) -> pd.DataFrame:
 def noise_band(spread: float, runs: int) -> float:
     """How far the paper's one run may lie from the mean of our `runs` runs by seed noise
     alone: the half-width of the 95% prediction interval of one more run from a normal sample
-    of `runs` runs with sd `spread`, t(runs - 1) * spread * sqrt(1 + 1/runs). NaN below
+    of `runs` runs with sd `spread` (`comparisons.prediction_band`). NaN below
     MIN_SEEDS_FOR_NOISE runs (no diagnosis then)."""
     if runs < MIN_SEEDS_FOR_NOISE:
         return math.nan
-    return float(stats.t.ppf(0.975, runs - 1)) * spread * math.sqrt(1 + 1 / runs)
+    return prediction_band(spread, runs)
 
 
 def diagnose(cell: dict[str, Any]) -> str:
     """The explanation the evidence supports for one outlier cell, or "unexplained" with
     what was ruled out. Checks, in order: seed noise, a Table 1 erratum, a collapse of our
-    baseline to one class and whether the usual initialisation lifts it, and (ReLU and tanh
-    baselines) whether the paper's value lies between our LeCun- and usually-initialised nets.
+    baseline to one class and whether the usual initialisation lifts it, (ReLU and tanh
+    baselines) whether the paper's value lies between our LeCun- and usually-initialised nets,
+    and (baselines in the batch-size study) whether another batch size explains the cell.
 
     Test-set noise is no explanation: the paper tests on the same rows as we do (Fernandez-
     Delgado's split), so which rows were drawn moves its accuracy and ours alike; what differs
@@ -419,6 +435,11 @@ def diagnose(cell: dict[str, Any]) -> str:
                     f"one ({usual_accuracy:.1f}%)")
         checked.append(f"initialisation (LeCun {lecun_accuracy:.1f}%, "
                        f"{usual} {usual_accuracy:.1f}%)")
+    if cell["column"] == tables.column_name(activation, "baseline"):
+        text = batch_size.explanation(batch_size_runs(), dataset, activation)
+        if text is not None and text.startswith("batch size (the paper names none)"):
+            return text
+        checked += [text] if text is not None else []
     return "unexplained; ruled out: " + ", ".join(checked)
 
 
