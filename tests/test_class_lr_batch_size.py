@@ -26,8 +26,8 @@ def test_a_batch_size_explains_a_cell_it_moves_to_the_paper_without_breaking_con
     frame = _study([76.0, 75.1, 76.9], [70.2, 69.8, 70.0])  # -6 points on every seed
     row = batch_size.explaining_row(frame, "image-segmentation", "selu")
     assert row is not None and row["batch size"] == 128
-    text = batch_size.explanation(frame, "image-segmentation", "selu")
-    assert text.startswith("batch size (the paper names none): at batch 128")
+    explained, text = batch_size.explanation(frame, "image-segmentation", "selu")
+    assert explained and text.startswith("batch size (the paper names none): at batch 128")
     assert "change of -6.0" in text
     assert "explains 1 of 1 outlier" in batch_size.describe(frame)
     assert batch_size.summary(frame).loc[128, "outlier: within"] == 1
@@ -36,7 +36,8 @@ def test_a_batch_size_explains_a_cell_it_moves_to_the_paper_without_breaking_con
 def test_no_explanation_when_the_controls_break_or_the_move_is_noise():
     broken = _study([76.0, 75.1, 76.9], [66.0, 65.5, 66.4])  # controls lose 4 points
     assert batch_size.explaining_row(broken, "image-segmentation", "selu") is None
-    assert "no size both reaches" in batch_size.explanation(broken, "image-segmentation", "selu")
+    explained, text = batch_size.explanation(broken, "image-segmentation", "selu")
+    assert not explained and "no size both reaches" in text
     # Within a wide band of the paper, but the paired change's interval holds 0: not a move.
     noisy = _study([83.0, 70.0, 78.0], [70.2, 69.8, 70.0])
     outlier = noisy[noisy["dataset"] == "image-segmentation"].set_index("batch size")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from companion.class_lr.registry import ACTIVATIONS, METHODS
+from companion.data import uci
 from companion.profiles import PROFILES
 
 Rule = Callable[[Any], str | None]
@@ -143,9 +144,9 @@ UCI_RUN_RULES: dict[str, Rule] = {
     "epochs": POSITIVE,
     "batch_size": POSITIVE,
     "learning_rate": number(0, low_open=True),
-    "split": choice(("paper", "kfold", "original")),
+    "split": choice(uci.SPLITS),
     "fold": integer(0, 3),
-    "original_test_scaling": optional(choice(("as_shipped", "standardised"))),
+    "original_test_scaling": optional(choice(uci.ORIGINAL_TEST_SCALINGS)),
     # 0 would silently have meant "all rows" before: only None means that
     "max_train_samples": optional(POSITIVE),
     "cutoff": optional(POSITIVE),

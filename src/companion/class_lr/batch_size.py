@@ -23,12 +23,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from companion.class_lr import protocol
 from companion.class_lr.registry import paper_value
-from companion.comparisons import Interval, paired_change, prediction_band
+from companion.comparisons import Interval, paired_change, prediction_band, summarize
 
 OURS = 32  # the batch size of every Table 2 record
 CONTROL_TOLERANCE = 1.0  # points of mean |ours - paper| the controls may lose at another size
@@ -49,16 +48,14 @@ def cells(found: Iterable[dict[str, Any]]) -> pd.DataFrame:
     outliers = set(protocol.BATCH_CELLS)
     rows = []
     for (dataset, activation, batch), by_seed in sorted(accuracies.items()):
-        values = list(by_seed.values())
-        mean = float(np.mean(values))
-        spread = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+        cell = summarize(list(by_seed.values()))
         paper = paper_value(2, dataset, activation, "baseline")
-        band = prediction_band(spread, len(values))
+        band = prediction_band(cell.sd, cell.n)
         rows.append({"dataset": dataset, "activation": activation, "batch size": batch,
                      "role": "outlier" if (dataset, activation) in outliers else "control",
-                     "seeds": len(values), "mean": mean, "sd": spread, "paper": paper,
-                     "ours - paper": mean - paper, "band": band,
-                     "paper within band": bool(abs(mean - paper) <= band),
+                     "seeds": cell.n, "mean": cell.mean, "sd": cell.sd, "paper": paper,
+                     "ours - paper": cell.mean - paper, "band": band,
+                     "paper within band": bool(abs(cell.mean - paper) <= band),
                      "by seed": by_seed})
     return pd.DataFrame(rows)
 
@@ -108,23 +105,26 @@ def explaining_row(frame: pd.DataFrame, dataset: str, activation: str) -> dict[s
     return min(candidates, key=lambda row: abs(row["ours - paper"]), default=None)
 
 
-def explanation(frame: pd.DataFrame, dataset: str, activation: str) -> str | None:
-    """By the study's rule: "batch size ..." when a batch size explains the cell, else what was
-    checked (for the diagnosis's list); None when the cell was not in the study."""
+def explanation(frame: pd.DataFrame, dataset: str, activation: str
+                ) -> tuple[bool, str] | None:
+    """By the study's rule: (True, "batch size ...") when a batch size explains the cell, else
+    (False, what was checked, for the diagnosis's list); None when the cell was not in the
+    study."""
     rows = _rows(frame, dataset, activation)
     if OURS not in rows or len(rows) < 2:
         return None
     if (row := explaining_row(frame, dataset, activation)) is not None:
         change = change_from_ours(rows[OURS], row)
-        return (f"batch size (the paper names none): at batch {row['batch size']} our "
-                f"{row['seeds']} runs give {row['mean']:.1f} ± {row['band']:.1f}, the paper "
-                f"{row['paper']:.1f} (a change of {change.estimate:+.1f}, 95% interval "
-                f"{change.low:+.1f} to {change.high:+.1f}, from batch {OURS}); the controls' "
-                f"mean |ours - paper| {_controls_gap(frame, row['batch size']):.2f} against "
-                f"{_controls_gap(frame, OURS):.2f}")
+        return True, (f"batch size (the paper names none): at batch {row['batch size']} our "
+                      f"{row['seeds']} runs give {row['mean']:.1f} ± {row['band']:.1f}, the "
+                      f"paper {row['paper']:.1f} (a change of {change.estimate:+.1f}, 95% "
+                      f"interval {change.low:+.1f} to {change.high:+.1f}, from batch {OURS}); "
+                      f"the controls' mean |ours - paper| "
+                      f"{_controls_gap(frame, row['batch size']):.2f} against "
+                      f"{_controls_gap(frame, OURS):.2f}")
     sizes = ", ".join(str(batch) for batch in sorted(rows) if batch != OURS)
-    return (f"batch size ({sizes}: no size both reaches the paper and moves our runs toward "
-            "it beyond seed noise)")
+    return False, (f"batch size ({sizes}: no size both reaches the paper and moves our runs "
+                   "toward it beyond seed noise)")
 
 
 def describe(frame: pd.DataFrame) -> str:

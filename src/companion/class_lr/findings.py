@@ -262,10 +262,10 @@ def original_split() -> pd.DataFrame:
         if config.method != "baseline" or config.original_test_scaling is not None:
             continue
         shipped = _read(config)
-        standardised = _read(replace(config, original_test_scaling="standardised"))
-        paper_split = _baseline(config.dataset, config.activation, seed=config.seed)
         if shipped is None:
             continue
+        standardised = _read(replace(config, original_test_scaling="standardised"))
+        paper_split = _baseline(config.dataset, config.activation, seed=config.seed)
         rows.append({"activation": config.activation, "seed": config.seed,
                      "validation accuracy": 100 * shipped["val_accuracy"],
                      "paper split (105 rows)": _accuracy(paper_split),
@@ -435,11 +435,14 @@ def diagnose(cell: dict[str, Any]) -> str:
                     f"one ({usual_accuracy:.1f}%)")
         checked.append(f"initialisation (LeCun {lecun_accuracy:.1f}%, "
                        f"{usual} {usual_accuracy:.1f}%)")
-    if cell["column"] == tables.column_name(activation, "baseline"):
-        text = batch_size.explanation(batch_size_runs(), dataset, activation)
-        if text is not None and text.startswith("batch size (the paper names none)"):
-            return text
-        checked += [text] if text is not None else []
+    if (cell["column"] == tables.column_name(activation, "baseline")
+            and (dataset, activation) in protocol.batch_cells()):
+        found = batch_size.explanation(batch_size_runs(), dataset, activation)
+        if found is not None:
+            explained, text = found
+            if explained:
+                return text
+            checked.append(text)
     return "unexplained; ruled out: " + ", ".join(checked)
 
 
