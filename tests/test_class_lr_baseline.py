@@ -133,6 +133,15 @@ def test_table_from_records_puts_ours_beside_paper(uci_dir):
     assert markdown.count("\n") == 47 and "| Car |" in markdown
 
 
+def test_listed_reads_a_mapping_or_series_in_order():
+    import pandas as pd
+
+    assert outputs.listed({"selu": "lecun", "relu": "he"}) == "selu lecun, relu he"
+    assert outputs.listed(pd.Series({"per_sample": 11, "class_gradient": 5})) == \
+        "per_sample 11, class_gradient 5"
+    assert outputs.listed({}) == ""
+
+
 def test_labels_of_neighbouring_outliers_do_not_share_a_line():
     import matplotlib
 

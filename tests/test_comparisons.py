@@ -220,6 +220,19 @@ def test_friedman_and_nemenyi_against_scipy_and_statsmodels():
     assert all(math.isnan(v) for v in cmp.friedman(scores.iloc[:1]))
 
 
+def test_describe_friedman_reports_scipy_numbers_and_reading():
+    scores = _scores()
+    reference = stats.friedmanchisquare(scores["A"], scores["B"], scores["C"])
+    text = cmp.describe_friedman(scores)
+    assert f"chi2 = {reference.statistic:.1f}, p = {reference.pvalue:.2g}" in text
+    assert "over 4 data sets with all 3 methods" in text
+    assert text.index("A 1.25") < text.index("B 1.88") < text.index("C 2.88")  # best first
+    expected = "differ beyond chance" if reference.pvalue < 0.05 else "no evidence"
+    assert expected in text
+    assert "differ beyond chance" in cmp.describe_friedman(scores, alpha=1.0)
+    assert "needs at least 2 data sets" in cmp.describe_friedman(scores.iloc[:1])
+
+
 def test_cd_diagram_draws_or_declines(tmp_path):
     figure = cmp.cd_diagram(_scores())
     assert figure is not None

@@ -311,6 +311,24 @@ def friedman(scores: pd.DataFrame) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def describe_friedman(scores: pd.DataFrame, alpha: float = 0.05) -> str:
+    """One sentence on Friedman's test over `scores` (data sets x methods): the statistic, p,
+    the average ranks and what they mean; computed, never typed."""
+    chi2, p = friedman(scores)
+    complete = _complete(scores)
+    if math.isnan(p):
+        return (f"Friedman test: needs at least 2 data sets with every one of at least 3 "
+                f"methods; here {len(complete)} data sets x {complete.shape[1]} methods.")
+    ranks = ", ".join(f"{method} {rank:.2f}" for method, rank
+                      in average_ranks(scores).sort_values().items())
+    reading = ("the methods' ranks differ beyond chance; the critical-difference diagram "
+               "shows which pairs the Nemenyi test separates" if p < alpha else
+               "no evidence that the methods' ranks differ")
+    return (f"Friedman test over {len(complete)} data sets with all {complete.shape[1]} "
+            f"methods: chi2 = {chi2:.1f}, p = {p:.2g}; average rank (1 = best) {ranks}. "
+            f"At p {'<' if p < alpha else '>='} {alpha}: {reading}.")
+
+
 def nemenyi(scores: pd.DataFrame) -> pd.DataFrame:
     """Pairwise Nemenyi p-values after Friedman (scikit-posthocs), methods x methods."""
     import scikit_posthocs as sp

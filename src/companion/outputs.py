@@ -4,7 +4,9 @@ Markdown, and the ours-against-paper scatter plot."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -67,6 +69,11 @@ def ours_vs_paper(frame: pd.DataFrame, labels: list[str], quantity: str, title: 
         figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def listed(values: Mapping[Any, Any] | pd.Series) -> str:
+    """'a 1, b 2' from a mapping or Series: a dict readable inside a printed sentence."""
+    return ", ".join(f"{key} {value}" for key, value in dict(values).items())
 
 
 def to_markdown(frame: pd.DataFrame, digits: int = 2) -> str:
