@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from companion import records
+from companion import comparisons, records
 from companion.class_lr import (
     batch_size,
     convergence,
@@ -323,8 +323,8 @@ def change_spread(dataset: str, activation: str) -> tuple[float, float, int]:
     base = _settled_by_seed(dataset, activation, "baseline")
     class_lr = _settled_by_seed(dataset, activation, "class_lr")
     changes = [class_lr[seed] - base[seed] for seed in sorted(base.keys() & class_lr.keys())]
-    spread = float(np.std(changes, ddof=1)) if len(changes) > 1 else math.nan
-    return (float(np.mean(changes)) if changes else math.nan), spread, len(changes)
+    summary = comparisons.summarize(changes)
+    return summary.mean, summary.sd, summary.n
 
 
 @_paper
@@ -336,8 +336,7 @@ def seed_spread(dataset: str, activation: str, method: str = "baseline"
     values, source = _settled_values(dataset, activation, method), method
     if len(values) < 2 and method != "baseline":
         values, source = _settled_values(dataset, activation, "baseline"), "baseline"
-    spread = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
-    return spread, len(values), source
+    return comparisons.summarize(values).sd, len(values), source
 
 
 @_paper
