@@ -144,6 +144,13 @@ def test_a_class_lr_cell_carries_its_baselines_gap_only_when_the_changes_agree(m
                                         "unexplained; ruled out: y", "seed noise: z"]})
     assert findings.outlier_counts(frame) == {"cells": 4, "diagnosed": 2,
                                               "baseline's gap": 1, "unexplained": 1}
+    assert findings.diagnosis_kinds(frame) == {"other": 1, "seed noise": 1}
+    kinds = findings.diagnosis_kinds(pd.DataFrame({"diagnosis": [
+        "batch size (the paper names none): x", "seed noise: y", "seed noise: z",
+        "our LeCun-initialised relu net collapses to one class; he init trains (78.6%)",
+        "initialisation (the paper names none): w", "Table 1 erratum (see the errata section)"]}))
+    assert kinds == {"seed noise": 2, "initialisation": 2, "batch size": 1, "erratum": 1}
+    assert list(kinds)[:2] == ["seed noise", "initialisation"]  # most first
 
 
 def test_change_spread_pairs_class_lr_and_baseline_by_seed():

@@ -227,7 +227,8 @@ def errata(datasets: Sequence[str] = tuple(protocol.ERRATA)) -> pd.DataFrame:
             row = {"dataset": dataset, "activation": activation, "paper": paper}
             for label, variant in (("printed", as_printed), ("Klambauer", {**as_printed,
                                                                            **change})):
-                row[f"{label} {variant}"] = _accuracy(_baseline(dataset, activation, **variant))
+                name = f"{label} ({variant['layers']} layers, dropout {variant['dropout']:g})"
+                row[name] = _accuracy(_baseline(dataset, activation, **variant))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -454,6 +455,26 @@ def outlier_counts(frame: pd.DataFrame) -> dict[str, int]:
     inherited = int(diagnoses.str.startswith(INHERITED).sum())
     return {"cells": len(diagnoses), "diagnosed": len(diagnoses) - unexplained - inherited,
             "baseline's gap": inherited, "unexplained": unexplained}
+
+
+# The kind of a diagnosis, by how `diagnose` starts its text (first match wins).
+DIAGNOSIS_KINDS = (("seed noise", "seed noise"), ("Table 1 erratum", "erratum"),
+                   ("our LeCun-initialised", "initialisation"),
+                   ("initialisation", "initialisation"), ("our net collapses", "collapse"),
+                   ("batch size", "batch size"))
+
+
+def diagnosis_kinds(frame: pd.DataFrame) -> dict[str, int]:
+    """How many outlier cells (from :func:`outliers`) each kind of diagnosis explains, most
+    first; the cells that are their baseline's gap or unexplained are not counted."""
+    kinds: dict[str, int] = {}
+    for text in (frame["diagnosis"] if len(frame) else []):
+        kind = next((name for prefix, name in DIAGNOSIS_KINDS if text.startswith(prefix)), None)
+        if kind is None and not text.startswith((INHERITED, "unexplained")):
+            kind = "other"
+        if kind is not None:
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items(), key=lambda item: -item[1]))
 
 
 def _inherited(cell: dict[str, Any], activation: str) -> tuple[bool, str]:
