@@ -284,3 +284,41 @@ def test_a_seed_that_is_always_best_is_flagged():
         {k: v for k, v in values.items() if k[2] == 0}))
     assert math.isnan(one_seed["p_value"])
     assert "too few" in tables.describe_seed_exchangeability(one_seed)
+
+
+def test_seed_spread_is_the_sd_over_seeds_by_paper_name():
+    long = pd.DataFrame({
+        "dataset": ["car", "car", "car", "abalone", "abalone"],
+        "column": ["SELU", "SELU", "SELU", "SELU", "ReLU"],
+        "value": [90.0, 92.0, 97.0, 60.0, 61.0]})
+    spread = verdict.seed_spread(long)
+    assert list(spread.index) == ["Abalone", "Car"]  # the paper's order, the paper's names
+    assert spread.loc["Car", "SELU"] == pytest.approx(np.std([90.0, 92.0, 97.0], ddof=1))
+    assert math.isnan(spread.loc["Abalone", "SELU"])  # one seed: no spread
+    assert math.isnan(spread.loc["Car", "ReLU"])  # no run
+    assert verdict.seed_spread(long.iloc[:0]).empty
+
+
+def test_ours_vs_paper_draws_the_seed_spread_as_bars():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from companion.outputs import ours_vs_paper
+
+    frame = pd.DataFrame({("SELU", "ours"): [90.0, 60.0, np.nan],
+                          ("SELU", "paper"): [91.0, 62.0, 70.0]}, index=["Car", "Abalone", "Bank"])
+    spread = pd.DataFrame({"SELU": [2.0, np.nan]}, index=["Car", "Abalone"])
+    figure = ours_vs_paper(frame, ["SELU"], "accuracy", title="t", spread=spread)
+    axis = figure.axes[0]
+    (bars,) = axis.containers  # one errorbar container, over the two shown points
+    segments = bars.lines[2][0].get_segments()
+    assert len(segments) == 2
+    lengths = sorted(abs(s[1][1] - s[0][1]) for s in segments)
+    assert lengths == pytest.approx([0.0, 4.0])  # Abalone has one seed; Car +-2
+    assert "bars: +-1 sd over seeds" in figure.texts[0].get_text()
+    plain = ours_vs_paper(frame, ["SELU"], "accuracy")
+    assert not plain.axes[0].containers
+    plt.close(figure)
+    plt.close(plain)

@@ -42,12 +42,13 @@ def label_outliers(axis: plt.Axes, x: pd.Series, y: pd.Series, distance: pd.Seri
 
 
 def ours_vs_paper(frame: pd.DataFrame, labels: list[str], quantity: str, title: str = "",
-                  outliers: int = 3) -> plt.Figure:
+                  outliers: int = 3, spread: pd.DataFrame | None = None) -> plt.Figure:
     """One scatter panel per column label (three to a row): ours (y) against the paper's (x).
 
     `frame` has ("<label>", "ours") and ("<label>", "paper") columns, as built by the tables,
     and the data set names as index; the `outliers` data sets farthest from the diagonal are
-    labelled. `title` (e.g. network and profile) goes above all panels.
+    labelled. `title` (e.g. network and profile) goes above all panels. `spread` (same index,
+    one column per label), if given, draws each point's +-1 sd over seeds as a vertical bar.
     """
     columns = min(len(labels), 3)
     rows = -(-len(labels) // columns)
@@ -59,12 +60,18 @@ def ours_vs_paper(frame: pd.DataFrame, labels: list[str], quantity: str, title: 
         ours = frame[(label, "ours")].astype(float)
         shown = paper.notna() & ours.notna()
         axis.scatter(paper[shown], ours[shown], s=14)
+        if spread is not None and label in spread.columns:
+            bars = spread[label].reindex(paper.index).astype(float)[shown]
+            axis.errorbar(paper[shown], ours[shown], yerr=bars.fillna(0).to_numpy(), fmt="none",
+                          ecolor="C0", alpha=0.5, linewidth=0.8)
         label_outliers(axis, paper[shown], ours[shown], (ours - paper)[shown], outliers)
         low = min(paper[shown].min(), ours[shown].min()) if shown.any() else 0
         high = max(paper[shown].max(), ours[shown].max()) if shown.any() else 100
         axis.plot([low, high], [low, high], color="grey", linewidth=0.8, linestyle="--")
         axis.set(title=f"{label} ({shown.sum()} data sets)", xlabel=f"paper {quantity}",
                  ylabel=f"ours {quantity}")
+    if spread is not None:
+        title = f"{title}; bars: +-1 sd over seeds" if title else "bars: +-1 sd over seeds"
     if title:
         figure.suptitle(title)
     figure.tight_layout()

@@ -106,6 +106,19 @@ def seed_table(long: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def seed_spread(long: pd.DataFrame) -> pd.DataFrame:
+    """Standard deviation (ddof = 1) of every cell over its seeds, data sets (paper names, the
+    tables' index) x columns; NaN where a cell has fewer than two seeds. The error bars of the
+    ours-against-paper plots."""
+    if long.empty:
+        return pd.DataFrame()
+    spread = (long.dropna(subset=["value"]).groupby(["dataset", "column"])["value"]
+              .agg(lambda values: comparisons.summarize(values).sd).unstack("column"))
+    spread = spread.reindex(_paper_order(spread.index))
+    spread.index = [architecture(name).paper_name for name in spread.index]
+    return spread
+
+
 def _column_parts(label: str) -> tuple[str, str]:
     for activation in ACTIVATIONS:
         for method in METHODS:
