@@ -366,6 +366,26 @@ def test_a_rounding_drift_is_told_apart_from_a_changed_result():
         assert verify.verdict(old, {**old, **changed})[0] == "differs", changed
 
 
+def test_two_runs_that_diverge_in_the_same_epoch_have_the_same_outcome():
+    """A blow-up amplifies rounding: on another processor the overflow may come a few batches
+    earlier, after a different path; the outcome (diverged, in that epoch) is what is shown."""
+    from companion import verify
+
+    old = {"test_accuracy": None, "diverged": True, "n_test": 100,
+           "first_nonfinite": {"epoch": 8, "batch": 12, "batches": 15},
+           "history": {"train_loss": [2.3, 1.9], "test_accuracy": [0.5, 0.75]}}
+    path = {**old, "first_nonfinite": {**old["first_nonfinite"], "batch": 8},
+            "history": {"train_loss": [2.3, 2.0], "test_accuracy": [0.5, 0.52]}}
+    status, found = verify.verdict(old, path)
+    assert status == "same outcome" and len(found) == 3
+    for changed in ({"first_nonfinite": {**old["first_nonfinite"], "epoch": 7}},
+                    {**path, "diverged": False, "test_accuracy": 0.5},
+                    {**path, "n_test": 99}):
+        assert verify.verdict(old, {**old, **changed})[0] == "differs", changed
+    trained = {**old, "diverged": False}
+    assert verify.verdict(trained, {**path, "diverged": False})[0] == "differs"
+
+
 # ---- Dask -------------------------------------------------------------------------------------
 
 def test_sweep_on_a_dask_local_cluster_records_every_run_once(tmp_path, uci_dir, monkeypatch):

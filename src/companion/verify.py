@@ -6,7 +6,8 @@ Every record of `results/*-paper/` whose recorded `wall_time_s` is under `--max-
 run again (cheapest first; class-lr cutoffs of one run together, as the sweep runs them) and
 reported as `identical`, `same results` (every accuracy, prediction and other shown result
 equal to the last bit; only diagnostics such as losses differ: what a processor that rounds
-float32 sums differently gives) or `differs`, with the fields that differ and by how much.
+float32 sums differently gives), `same outcome` (both runs diverged in the same epoch, after
+paths that differ) or `differs`, with the fields that differ and by how much.
 Provenance (times, versions, commit, threads, CPU) is not compared. Nothing is written to or
 deleted from `results/`: the reruns keep their records in memory (and any checkpoint in a
 temporary folder).
@@ -86,7 +87,8 @@ def _differing(old: Any, new: Any, where: str = "") -> Iterator[tuple[str, str]]
 # path, where another processor's float32 rounding (see `provenance.cpu_description`) grows
 # over the epochs, most in runs that blow up.
 RESULT_WORDS = ("accuracy", "correct", "error", "prediction", "label", "specialization",
-                "diverged", "non_convergence", "alpha_mu", "parameters", "n_test", "n_train")
+                "diverged", "non_convergence", "alpha_mu", "parameters", "n_test", "n_train",
+                "first_nonfinite.epoch")
 
 
 def is_result(path: str) -> bool:
@@ -94,16 +96,31 @@ def is_result(path: str) -> bool:
     return any(word in path for word in RESULT_WORDS)
 
 
+# Where a diverged run's path may differ and its outcome stay the same: the epochs before the
+# overflow and the batch it came in (the tables leave diverged runs out; the findings notebook
+# shows the epoch, `first_nonfinite.epoch`, which must agree).
+DIVERGED_PATH = ("history.", "first_nonfinite.batch")
+
+
 def verdict(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, list[str]]:
-    """('identical' | 'same results' | 'differs', the differences) of a committed and a fresh
-    record. 'same results': every result field (:func:`is_result`) equal to the last bit,
-    only diagnostics of the training path differ (what a rerun on another processor gives)."""
+    """('identical' | 'same results' | 'same outcome' | 'differs', the differences) of a
+    committed and a fresh record. 'same results': every result field (:func:`is_result`) equal
+    to the last bit, only diagnostics of the training path differ (what a rerun on another
+    processor gives). 'same outcome': both runs diverged in the same epoch and only the path
+    there differs: a blow-up amplifies the same rounding until the loss overflows a few
+    batches earlier or later."""
     found = list(_differing(old, new))
     if not found:
         return "identical", []
+    lines = [_line(*item) for item in found]
     # a whole record that differs in kind (path "") is no diagnostic either
-    shown = any(not path or is_result(path) for path, _ in found)
-    return ("differs" if shown else "same results"), [_line(*item) for item in found]
+    results = [path for path, _ in found if not path or is_result(path)]
+    if not results:
+        return "same results", lines
+    if (old.get("diverged") is True and new.get("diverged") is True
+            and all(path.startswith(DIVERGED_PATH) for path in results)):
+        return "same outcome", lines
+    return "differs", lines
 
 
 def committed(max_seconds: float, root: Path = REPO_ROOT / "results") -> list[tuple[Path, dict]]:
@@ -166,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"rerunning {len(chosen)} committed paper-profile records "
           f"(recorded wall time < {args.max_seconds:g} s)", flush=True)
     print(f"this processor: {cpu_description()}", flush=True)
-    counts = dict.fromkeys(("identical", "same results", "differs"), 0)
+    counts = dict.fromkeys(("identical", "same results", "same outcome", "differs"), 0)
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["COMPANION_RESULTS_DIR"] = scratch  # checkpoints of CIFAR reruns go here
         made = {path: record.get("cpu", "processor not recorded") for path, record in chosen}
