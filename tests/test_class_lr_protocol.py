@@ -131,6 +131,7 @@ def test_a_class_lr_cell_carries_its_baselines_gap_only_when_the_changes_agree(m
     paper = {"baseline": 90.0, "class_lr": 89.0}  # the paper's change: -1.0
     monkeypatch.setattr(findings, "paper_value", lambda table, d, a, method: paper[method])
     monkeypatch.setattr(findings, "change_spread", lambda d, a: (0.5, 1.0, 5))
+    monkeypatch.setattr(findings.protocol, "READING_CELLS", ())  # the reading study's rule
     cell = {**_outlier(6.0, 1.0, 0.5, 5, dataset="ringnorm"), "column": "tanh+class lr",
             "baseline gap": 4.5}
     # |0.5 - (-1.0)| = 1.5 < t(4) * 1.0 * sqrt(1.2) = 3.04

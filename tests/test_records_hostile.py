@@ -459,7 +459,8 @@ def test_the_fingerprint_covers_run_code_and_no_presentation():
     assert {"class_lr/capture.py", "class_lr/optimizer.py", "class_lr/fused_update.cpp",
             "data/uci.py", "statistics.py"} <= names
     assert not names & {"class_lr/verdict.py", "class_lr/findings.py", "class_lr/tables.py",
-                        "comparisons.py", "scorecard.py", "site.py", "records.py"}
+                        "comparisons.py", "scorecard.py", "site.py", "records.py",
+                        "class_lr/batch_size.py", "class_lr/minibatch_reading.py"}
     assert not any(n.startswith("fixed_classifier/") for n in names)
     # What the runs import: run code, or plumbing that only validates configs and writes
     # records. A presentation module imported by a run would escape the fingerprint.

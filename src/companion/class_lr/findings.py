@@ -26,6 +26,7 @@ from companion.class_lr import (
     batch_size,
     convergence,
     experiment,
+    minibatch_reading,
     protocol,
     registry,
     sweep,
@@ -304,6 +305,36 @@ def batch_size_runs() -> pd.DataFrame:
     return batch_size.cells(records.recorded(EXPERIMENT, grid))
 
 
+@_paper
+def reading_runs() -> pd.DataFrame:
+    """The reading study's cells (`minibatch_reading.cells`) from the committed records: the
+    settled reading's changes from Table 2's seeds 0-2, the other reading's from the study."""
+    seeds = set(protocol.READING_SEEDS)
+    baselines, class_lr = {}, {}
+    for dataset, activation in protocol.READING_CELLS:
+        baselines[dataset, activation] = _seeds_of(
+            _settled_by_seed(dataset, activation, "baseline"), seeds)
+        class_lr[dataset, activation, minibatch_reading.SETTLED] = _seeds_of(
+            _settled_by_seed(dataset, activation, "class_lr"), seeds)
+    study = records.recorded(EXPERIMENT, protocol.reading_grid())
+    for (dataset, activation, _, seed), record in tables.selected(study).items():
+        class_lr.setdefault((dataset, activation, protocol.OTHER_READING), {})[seed] = (
+            100 * record["test_accuracy"])
+    return minibatch_reading.cells(baselines, class_lr)
+
+
+def _seeds_of(by_seed: dict[int, float], seeds: set[int]) -> dict[int, float]:
+    return {seed: value for seed, value in by_seed.items() if seed in seeds}
+
+
+def reading_control() -> dict[str, float]:
+    """Mean |ours - paper| of the class-lr columns per reading on the Eq. 6 study's cells,
+    under the settled non-convergence rule: the reading study's control."""
+    rule = experiment.SETTLED_CLASS_LR["divergence_rule"]
+    gaps = reading_comparison(ladder_runs()).loc[rule, "mean |ours - paper|"]
+    return {reading: float(gap) for reading, gap in gaps.items()}
+
+
 def _settled_by_seed(dataset: str, activation: str, method: str) -> dict[int, float]:
     """Test accuracies (%) of a Table 2 cell's settled runs, by recorded seed."""
     grid = sweep.configs([dataset], [activation], [method], sweep.TABLE2_SEEDS, "paper")
@@ -393,7 +424,9 @@ def diagnose(cell: dict[str, Any]) -> str:
     what was ruled out. Checks, in order: seed noise, a Table 1 erratum, a collapse of our
     baseline to one class and whether the usual initialisation lifts it, (ReLU and tanh
     baselines) whether the paper's value lies between our LeCun- and usually-initialised nets,
-    and (baselines in the batch-size study) whether another batch size explains the cell.
+    and (baselines in the batch-size study) whether another batch size explains the cell; a
+    class-lr cell first whether it is its baseline's gap and then (cells of the reading study)
+    whether the other reading of Eq. 6 explains it.
 
     Test-set noise is no explanation: the paper tests on the same rows as we do (Fernandez-
     Delgado's split), so which rows were drawn moves its accuracy and ours alike; what differs
@@ -415,6 +448,14 @@ def diagnose(cell: dict[str, Any]) -> str:
         if inherited:
             return text
         checked.append(text)
+        if (dataset, activation) in protocol.READING_CELLS:
+            found = minibatch_reading.explanation(reading_runs(), dataset, activation,
+                                                  reading_control())
+            if found is not None:
+                explained, text = found
+                if explained:
+                    return text
+                checked.append(text)
     base, usual = _baseline(dataset, activation), protocol.USUAL_INIT.get(activation)
     usual_run = _read(replace(experiment.make_config(dataset, activation, profile="paper"),
                               init=usual)) if usual else None
@@ -461,7 +502,7 @@ def outlier_counts(frame: pd.DataFrame) -> dict[str, int]:
 DIAGNOSIS_KINDS = (("seed noise", "seed noise"), ("Table 1 erratum", "erratum"),
                    ("our LeCun-initialised", "initialisation"),
                    ("initialisation", "initialisation"), ("our net collapses", "collapse"),
-                   ("batch size", "batch size"))
+                   ("batch size", "batch size"), ("Eq. 6 reading", "Eq. 6 reading"))
 
 
 def diagnosis_kinds(frame: pd.DataFrame) -> dict[str, int]:
