@@ -77,16 +77,25 @@ def reading_difference(settled: dict[str, Any], other: dict[str, Any]) -> Interv
                          [other["by seed"][s] for s in seeds])
 
 
+def _compared(frame: pd.DataFrame, dataset: str, activation: str
+              ) -> tuple[dict[str, Any], str, dict[str, Any], Interval] | None:
+    """(the settled reading's row, the other reading, its row, their paired difference), or
+    None when the cell lacks either reading (with MIN_SEEDS seeds)."""
+    rows = _rows(frame, dataset, activation)
+    if SETTLED not in rows or len(rows) < 2:
+        return None
+    settled = rows.pop(SETTLED)
+    (reading, other), = rows.items()
+    return settled, reading, other, reading_difference(settled, other)
+
+
 def explains(frame: pd.DataFrame, dataset: str, activation: str,
              control: Mapping[str, float]) -> bool:
     """The study's rule (module docstring); `control` maps each reading to its mean
     |ours - paper| on the Eq. 6 study."""
-    rows = _rows(frame, dataset, activation)
-    if SETTLED not in rows or len(rows) < 2:
+    if (compared := _compared(frame, dataset, activation)) is None:
         return False
-    settled = rows.pop(SETTLED)
-    (reading, other), = rows.items()
-    difference = reading_difference(settled, other)
+    settled, reading, other, difference = compared
     toward = difference.high < 0 if settled["change - paper's"] > 0 else difference.low > 0
     return bool(other["paper within band"] and toward
                 and control[reading] < control[SETTLED] + CONTROL_TOLERANCE)
@@ -97,12 +106,9 @@ def explanation(frame: pd.DataFrame, dataset: str, activation: str,
     """By the study's rule: (True, "Eq. 6 reading ...") when the other reading explains the
     cell, else (False, what was checked, for the diagnosis's list); None when the cell was not
     in the study or either reading has fewer than MIN_SEEDS paired seeds."""
-    rows = _rows(frame, dataset, activation)
-    if SETTLED not in rows or len(rows) < 2:
+    if (compared := _compared(frame, dataset, activation)) is None:
         return None
-    settled = rows.pop(SETTLED)
-    (reading, other), = rows.items()
-    difference = reading_difference(settled, other)
+    settled, reading, other, difference = compared
     if explains(frame, dataset, activation, control):
         return True, (f"Eq. 6 reading (the paper's minibatch form is open): with {reading} our "
                       f"class-lr change is {other['change']:+.1f} ± {other['band']:.1f} over "
