@@ -130,7 +130,7 @@ def describe(frame: pd.DataFrame, control: Mapping[str, float]) -> str:
     explained = [f"{d} {a}" for d, a in complete if explains(frame, d, a, control)]
     waiting = len(studied) - len(complete)
     return (f"Reading study (seeds 0-2): the other reading of Eq. 6 explains {len(explained)} "
-            f"of {len(complete)} class-lr cells run so far"
+            f"of {len(complete)} class-lr cells" + (" run so far" if waiting else "")
             + (": " + ", ".join(explained) if explained else "")
             + (f"; {waiting} not run yet" if waiting else "")
             + ". Eq. 6 study, mean |ours - paper| of the class-lr columns: "
