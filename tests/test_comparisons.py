@@ -52,6 +52,16 @@ def test_paired_change_small_and_degenerate_cases():
         cmp.paired_change([1.0, 2.0], [1.0])
 
 
+def test_paired_by_seed_pairs_on_the_common_seeds_only():
+    baseline = {0: 80.0, 1: 81.0, 2: 82.0, 7: 50.0}  # seed 7 has no treated run
+    treated = {2: 85.0, 0: 81.0, 1: 83.0, 9: 99.0}  # keys out of order; seed 9 unpaired
+    change = cmp.paired_by_seed(baseline, treated)
+    ci = stats.ttest_rel([81.0, 83.0, 85.0], [80.0, 81.0, 82.0]).confidence_interval()
+    assert change.n == 3 and change.estimate == pytest.approx(2.0)
+    assert (change.low, change.high) == pytest.approx((ci.low, ci.high))
+    assert cmp.paired_by_seed({0: 1.0}, {1: 2.0}).n == 0
+
+
 def test_prediction_band_matches_statsmodels_prediction_interval():
     import statsmodels.api as sm
 

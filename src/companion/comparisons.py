@@ -8,6 +8,7 @@ scikit-posthocs:
   table cell, shown as ``84.7 ± 0.4 (3)``;
 * :func:`paired_change` -- the change of a method over its baseline, paired by seed, with a
   Student t 95% interval (``scipy.stats.ttest_1samp(...).confidence_interval``);
+  :func:`paired_by_seed` takes the two as mappings from seed to accuracy;
 * :func:`prediction_band` -- how far one more run may land from the mean of n runs (the
   half-width of the t prediction interval): where another lab's single run should fall;
 * :func:`median_change` / :func:`mean_change` -- median (percentile) or mean (BCa) over data
@@ -29,6 +30,7 @@ With too few numbers a statistic is not invented: intervals and p-values are NaN
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +138,14 @@ def paired_change(baseline: Any, treated: Any, confidence: float = 0.95) -> Inte
         return Interval(mean, mean, mean, int(diff.size), "t")
     ci = stats.ttest_1samp(diff, 0.0).confidence_interval(confidence)
     return Interval(mean, float(ci.low), float(ci.high), int(diff.size), "t")
+
+
+def paired_by_seed(baseline: Mapping[int, float], treated: Mapping[int, float],
+                   confidence: float = 0.95) -> Interval:
+    """:func:`paired_change` of two runs' accuracies keyed by seed, over the seeds both have."""
+    seeds = sorted(baseline.keys() & treated.keys())
+    return paired_change([baseline[seed] for seed in seeds], [treated[seed] for seed in seeds],
+                         confidence)
 
 
 def prediction_band(spread: float, runs: int, confidence: float = 0.95) -> float:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from companion.class_lr import protocol
 from companion.class_lr.registry import paper_value
-from companion.comparisons import Interval, paired_change, prediction_band, summarize
+from companion.comparisons import Interval, paired_by_seed, prediction_band, summarize
 
 OURS = 32  # the batch size of every Table 2 record
 CONTROL_TOLERANCE = 1.0  # points of mean |ours - paper| the controls may lose at another size
@@ -76,22 +76,22 @@ def _controls_gap(frame: pd.DataFrame, batch: int) -> float:
     return float(rows["ours - paper"].abs().mean())
 
 
-def _rows(frame: pd.DataFrame, dataset: str, activation: str) -> dict[int, dict[str, Any]]:
-    """The cell's rows by batch size."""
+def cell_rows(frame: pd.DataFrame, dataset: str, activation: str, key: str
+              ) -> dict[Any, dict[str, Any]]:
+    """One cell's rows of a study's frame (this one's or the reading study's), by `key`."""
     rows = frame[(frame["dataset"] == dataset) & (frame["activation"] == activation)]
-    return {row["batch size"]: row for row in rows.to_dict("records")}
+    return {row[key]: row for row in rows.to_dict("records")}
 
 
 def change_from_ours(ours: dict[str, Any], other: dict[str, Any]) -> Interval:
     """Accuracy at another batch size minus at 32 (points), paired by seed, t interval."""
-    seeds = sorted(ours["by seed"].keys() & other["by seed"].keys())
-    return paired_change([ours["by seed"][s] for s in seeds], [other["by seed"][s] for s in seeds])
+    return paired_by_seed(ours["by seed"], other["by seed"])
 
 
 def explaining_row(frame: pd.DataFrame, dataset: str, activation: str) -> dict[str, Any] | None:
     """The row of the batch size that explains the cell by the study's rule (the closest to
     the paper when several do), or None."""
-    rows = _rows(frame, dataset, activation)
+    rows = cell_rows(frame, dataset, activation, "batch size")
     if OURS not in rows:
         return None
     ours, controls = rows.pop(OURS), _controls_gap(frame, OURS)
@@ -110,7 +110,7 @@ def explanation(frame: pd.DataFrame, dataset: str, activation: str
     """By the study's rule: (True, "batch size ...") when a batch size explains the cell, else
     (False, what was checked, for the diagnosis's list); None when the cell was not in the
     study."""
-    rows = _rows(frame, dataset, activation)
+    rows = cell_rows(frame, dataset, activation, "batch size")
     if OURS not in rows or len(rows) < 2:
         return None
     if (row := explaining_row(frame, dataset, activation)) is not None:

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from functools import wraps
+from functools import cached_property, wraps
 from typing import Any, TypeVar
 
 import numpy as np
@@ -405,7 +405,8 @@ def outliers(table: pd.DataFrame, threshold: float = 4.0) -> pd.DataFrame:
         frame["gap / SE"] = frame["ours - paper"].abs() / frame["binomial SE"]
         frame["seed band"] = [noise_band(spread, seeds)
                               for spread, seeds in zip(frame["seed sd"], frame["seeds"])]
-        frame["diagnosis"] = [diagnose(row) for row in frame.to_dict("records")]
+        studies = StudyEvidence()
+        frame["diagnosis"] = [diagnose(row, studies) for row in frame.to_dict("records")]
     return frame
 
 
@@ -419,7 +420,7 @@ def noise_band(spread: float, runs: int) -> float:
     return prediction_band(spread, runs)
 
 
-def diagnose(cell: dict[str, Any]) -> str:
+def diagnose(cell: dict[str, Any], studies: StudyEvidence | None = None) -> str:
     """The explanation the evidence supports for one outlier cell, or "unexplained" with
     what was ruled out. Checks, in order: seed noise, a Table 1 erratum, a collapse of our
     baseline to one class and whether the usual initialisation lifts it, (ReLU and tanh
@@ -431,7 +432,10 @@ def diagnose(cell: dict[str, Any]) -> str:
     Test-set noise is no explanation: the paper tests on the same rows as we do (Fernandez-
     Delgado's split), so which rows were drawn moves its accuracy and ours alike; what differs
     between two runs on fixed rows is seed noise. The binomial SE stays in the table as the
-    uncertainty of each accuracy about its net's accuracy on new data."""
+    uncertainty of each accuracy about its net's accuracy on new data.
+
+    `studies` holds the studies' tables (read on first use when not given)."""
+    studies = studies if studies is not None else StudyEvidence()
     activation, dataset = cell["column"].split("+")[0].lower(), cell["dataset"]
     seeds, spread = cell["seeds"], cell["seed sd"]
     checked = [f"test-set sampling (the paper tests on our {cell['test rows']} rows)"]
@@ -449,13 +453,10 @@ def diagnose(cell: dict[str, Any]) -> str:
             return text
         checked.append(text)
         if (dataset, activation) in protocol.READING_CELLS:
-            found = minibatch_reading.explanation(reading_runs(), dataset, activation,
-                                                  reading_control())
-            if found is not None:
-                explained, text = found
-                if explained:
-                    return text
-                checked.append(text)
+            found = minibatch_reading.explanation(studies.reading_runs, dataset, activation,
+                                                  studies.reading_control)
+            if (text := _study_explains(found, checked)) is not None:
+                return text
     base, usual = _baseline(dataset, activation), protocol.USUAL_INIT.get(activation)
     usual_run = _read(replace(experiment.make_config(dataset, activation, profile="paper"),
                               init=usual)) if usual else None
@@ -478,13 +479,39 @@ def diagnose(cell: dict[str, Any]) -> str:
                        f"{usual} {usual_accuracy:.1f}%)")
     if (cell["column"] == tables.column_name(activation, "baseline")
             and (dataset, activation) in protocol.batch_cells()):
-        found = batch_size.explanation(batch_size_runs(), dataset, activation)
-        if found is not None:
-            explained, text = found
-            if explained:
-                return text
-            checked.append(text)
+        found = batch_size.explanation(studies.batch_size_runs, dataset, activation)
+        if (text := _study_explains(found, checked)) is not None:
+            return text
     return "unexplained; ruled out: " + ", ".join(checked)
+
+
+def _study_explains(found: tuple[bool, str] | None, checked: list[str]) -> str | None:
+    """A study's `explanation` of a cell: its text when the study explains the cell; else
+    None, with what the study checked added to `checked` (nothing when it has no rows)."""
+    if found is None:
+        return None
+    explained, text = found
+    if explained:
+        return text
+    checked.append(text)
+    return None
+
+
+class StudyEvidence:
+    """The protocol studies' tables that :func:`diagnose` consults, each read from the
+    committed records once, on first use (`outliers` shares one across all its cells)."""
+
+    @cached_property
+    def reading_runs(self) -> pd.DataFrame:
+        return reading_runs()
+
+    @cached_property
+    def reading_control(self) -> dict[str, float]:
+        return reading_control()
+
+    @cached_property
+    def batch_size_runs(self) -> pd.DataFrame:
+        return batch_size_runs()
 
 
 def outlier_counts(frame: pd.DataFrame) -> dict[str, int]:

@@ -28,9 +28,10 @@ from typing import Any
 
 import pandas as pd
 
+from companion.class_lr.batch_size import cell_rows
 from companion.class_lr.experiment import SETTLED_CLASS_LR
 from companion.class_lr.registry import paper_value
-from companion.comparisons import Interval, paired_change, prediction_band, summarize
+from companion.comparisons import Interval, paired_by_seed, prediction_band, summarize
 
 SETTLED = SETTLED_CLASS_LR["statistic"]  # the reading of every Table 2 record
 CONTROL_TOLERANCE = 1.0  # points of mean |ours - paper| the other reading may lose elsewhere
@@ -65,16 +66,12 @@ def cells(baselines: Mapping[tuple[str, str], BySeed],
 
 def _rows(frame: pd.DataFrame, dataset: str, activation: str) -> dict[str, dict[str, Any]]:
     """The cell's rows by reading, each with at least MIN_SEEDS paired seeds."""
-    rows = frame[(frame["dataset"] == dataset) & (frame["activation"] == activation)
-                 & (frame["seeds"] >= MIN_SEEDS)]
-    return {row["reading"]: row for row in rows.to_dict("records")}
+    return cell_rows(frame[frame["seeds"] >= MIN_SEEDS], dataset, activation, "reading")
 
 
 def reading_difference(settled: dict[str, Any], other: dict[str, Any]) -> Interval:
     """The other reading's change minus the settled one's (points), paired by seed."""
-    seeds = sorted(settled["by seed"].keys() & other["by seed"].keys())
-    return paired_change([settled["by seed"][s] for s in seeds],
-                         [other["by seed"][s] for s in seeds])
+    return paired_by_seed(settled["by seed"], other["by seed"])
 
 
 def _compared(frame: pd.DataFrame, dataset: str, activation: str
