@@ -149,6 +149,37 @@ def test_a_consistent_gain_is_called_a_gain_and_counts_match():
             f"95% (the paper's mean on the same data sets: {paper_mean:+.2f})") in text["selu"]
 
 
+def test_missing_sensitivity_fills_the_missing_with_the_recorded_extremes():
+    recorded = [0.5, -0.2, 1.5, 0.1, 0.3, 0.0, 0.8, 0.2]
+    names = [f"d{i}" for i in range(len(recorded))]
+    changes = pd.DataFrame({"dataset": names, "activation": "selu", "seeds": 5,
+                            "change": recorded})
+    frame = verdict.missing_sensitivity(changes, [*names, "late", "later"])
+    selu = frame.loc["selu"]
+    assert selu["missing"] == 2 and selu["missing data sets"] == "late, later"
+    low_filled, high_filled = [*recorded, -0.2, -0.2], [*recorded, 1.5, 1.5]
+    assert selu["smallest fill"] == -0.2 and selu["largest fill"] == 1.5
+    assert selu["smallest: mean change"] == pytest.approx(np.mean(low_filled))
+    assert selu["largest: mean change"] == pytest.approx(np.mean(high_filled))
+    interval = stats.bootstrap((np.array(high_filled),), np.mean, method="BCa",
+                               n_resamples=9999, rng=np.random.default_rng(0)).confidence_interval
+    assert (selu["largest: mean low"], selu["largest: mean high"]) == pytest.approx(
+        (interval.low, interval.high))
+    # Eight positive-leaning changes and two more at the top: Wilcoxon p < 0.05, interval > 0.
+    assert stats.wilcoxon(high_filled, zero_method="zsplit").pvalue < 0.05
+    assert selu["largest: verdict"] == "a gain distinguishable from noise"
+    # ReLU has no recorded change: every name is missing and nothing is filled.
+    assert frame.loc["relu", "missing"] == 10 and math.isnan(frame.loc["relu", "largest fill"])
+    text = verdict.describe_missing_sensitivity(frame)
+    assert "SELU: 2 data sets without a class-lr change yet (late, later)" in text
+    assert "with the largest (+1.50) the mean change would be +0.62 points" in text
+    assert "above 0), verdict: a gain distinguishable from noise" in text
+    assert "ReLU: no data set has a class-lr change yet." in text
+    full = verdict.missing_sensitivity(changes, names)
+    assert "SELU: every data set of the table has its class-lr change." in (
+        verdict.describe_missing_sensitivity(full))
+
+
 def test_change_summary_counts_each_data_set_once_over_its_seeds():
     changes = pd.DataFrame({"dataset": ["a", "b", "c", "d"], "activation": ["selu"] * 4,
                             "seeds": [5, 5, 1, 3], "change": [1.0, 2.0, -1.0, 0.0]})

@@ -13,6 +13,8 @@ best-validation cutoff as in `tables.selected`; context models: `class_lr.contex
   better / worse / equal counts with their sign test and McNemar counts, beside the paper's and
   beside noise alone;
 * :func:`verdicts` -- one sentence per activation, written from those numbers;
+* :func:`missing_sensitivity` -- whether the data sets still without a class-lr change could
+  turn a verdict (filled with the extremes of the recorded changes);
 * :func:`change_summary` -- the same over-data-set numbers for any measure (Table 3);
 * :func:`rank_scores` -> `comparisons.cd_diagram` -- the critical-difference diagram.
 """
@@ -336,6 +338,63 @@ def _conclusion(interval: comparisons.Interval, p_value: float) -> str:
     if not interval.excludes_zero and p_value >= ALPHA:
         return "Verdict: no effect distinguishable from noise."
     return "Verdict: mixed evidence (interval and Wilcoxon test disagree)."
+
+
+def missing_sensitivity(changes: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """Could the data sets still missing a class-lr change turn the verdict? Per activation
+    (`changes` from :func:`paired_changes`, `names` the data sets the table covers): the
+    missing data sets, and the mean change (BCa interval) and verdict after filling each of
+    them with the smallest, then the largest, change recorded for that activation: the
+    extremes within what the recorded data sets span."""
+    rows = []
+    for activation in ACTIVATIONS:
+        own = changes[changes["activation"] == activation]
+        missing = [name for name in names if name not in set(own["dataset"])]
+        values = own["change"].to_numpy()
+        row: dict[str, Any] = {"activation": activation, "missing": len(missing),
+                               "missing data sets": ", ".join(missing)}
+        for end, fill in (("smallest", np.min), ("largest", np.max)):
+            filled = np.append(values, [fill(values)] * len(missing)) if len(values) else values
+            mean = comparisons.mean_change(filled)
+            median = comparisons.median_change(filled)
+            _, p_value = comparisons.wilcoxon_over_datasets(filled)
+            row.update({f"{end} fill": fill(values) if len(values) else np.nan,
+                        f"{end}: mean change": mean.estimate, f"{end}: mean low": mean.low,
+                        f"{end}: mean high": mean.high,
+                        f"{end}: verdict": _conclusion(median, p_value).removeprefix(
+                            "Verdict: ").rstrip(".")})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("activation")
+
+
+def describe_missing_sensitivity(frame: pd.DataFrame) -> str:
+    """One sentence per activation from :func:`missing_sensitivity`."""
+    sentences = []
+    for activation, row in frame.iterrows():
+        label = ACTIVATION_LABELS[activation]
+        if row["missing"] == 0:
+            sentences.append(f"{label}: every data set of the table has its class-lr change.")
+            continue
+        if pd.isna(row["smallest fill"]):
+            sentences.append(f"{label}: no data set has a class-lr change yet.")
+            continue
+        ends = [f"with the {end} ({row[f'{end} fill']:+.2f}) the mean change would be "
+                f"{row[f'{end}: mean change']:+.2f} points (95% interval "
+                f"{row[f'{end}: mean low']:+.2f} to {row[f'{end}: mean high']:+.2f}"
+                f"{_side_of_zero(row[f'{end}: mean low'], row[f'{end}: mean high'])}), "
+                f"verdict: {row[f'{end}: verdict'].lower()}" for end in ("smallest", "largest")]
+        count = int(row["missing"])
+        sentences.append(
+            f"{label}: {count} data set{'s' if count != 1 else ''} without a class-lr change "
+            f"yet ({row['missing data sets']}); filled with the smallest or the largest change "
+            f"recorded for {label}: {ends[0]}; {ends[1]}.")
+    return " ".join(sentences)
+
+
+def _side_of_zero(low: float, high: float) -> str:
+    """', above 0' or ', below 0' when an interval excludes 0 (the scorecard's rule reads the
+    mean's interval so), else ''."""
+    return ", above 0" if low > 0 else ", below 0" if high < 0 else ""
 
 
 def verdicts(summary: pd.DataFrame) -> dict[str, str]:
