@@ -123,6 +123,43 @@ def test_an_estimate_can_be_swapped(tmp_path):
     assert {v for k, v in verdicts.items() if k != "class_lr_selu"} == {scorecard.NOT_RUN}
 
 
+def test_a_verdict_that_missing_data_sets_could_turn_says_so():
+    claim = scorecard.CLAIMS_BY_KEY["class_lr_selu"]
+    fills = {"smallest fill: low": -0.3, "smallest fill: high": -0.01,  # below 0: not reproduced
+             "largest fill: low": -0.1, "largest fill: high": 0.2}  # still inconclusive
+    estimate = _estimate(-0.2, 0.1, missing=1.0, **fills)
+    assert scorecard._could_turn(claim, estimate) == (
+        " (could turn the verdict: not reproduced at the smallest change recorded)")
+    steady = _estimate(-0.2, 0.1, missing=1.0, **{**fills, "smallest fill: high": 0.05})
+    assert scorecard._could_turn(claim, steady) == ""
+    assert scorecard._could_turn(claim, _estimate(-0.2, 0.1)) == ""  # nothing missing
+
+
+def test_class_lr_estimate_names_the_data_sets_without_a_change(tmp_path):
+    from companion import records
+    from companion.class_lr.sweep import configs
+
+    def _record(dataset, activation, method, seed, correct):  # one run's record, no training
+        config = configs([dataset], [activation], [method], [seed], "paper")[0]
+        return {"config": records.config_dict(config), "diverged": False, "val_accuracy": 0.5,
+                "test_accuracy": float(np.mean(correct)),
+                "test_correct": "".join(str(c) for c in correct)}
+
+    found = []
+    for seed in range(3):  # three data sets with both methods, one with its baseline only
+        for dataset, gain in (("car", 1), ("abalone", 0), ("yeast", 2)):
+            found += [_record(dataset, "selu", "baseline", seed, [1, 0, 0, 0, 0]),
+                      _record(dataset, "selu", "class_lr", seed, [1] * (1 + gain) + [0] * (4 - gain))]
+        found.append(_record("titanic", "selu", "baseline", seed, [1, 1, 0, 0, 0]))
+    estimate = estimates.class_lr_accuracy_change("selu")(found)
+    assert estimate.profile.endswith("; missing: titanic")
+    assert estimate.details["missing"] == 1
+    changes = [100 * gain / 5 for gain in (1, 0, 2)]  # points, the same at every seed
+    low = estimates.comparisons.mean_change([*changes, min(changes)])
+    assert (estimate.details["smallest fill: low"], estimate.details["smallest fill: high"]
+            ) == pytest.approx((low.low, low.high))
+
+
 def test_readme_shows_the_scorecard_of_the_committed_records(committed):
     readme = (ROOT / "README.md").read_text()
     block = readme.split(scorecard.README_BEGIN, 1)[1].split(scorecard.README_END, 1)[0]

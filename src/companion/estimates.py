@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -91,10 +91,28 @@ def class_lr_accuracy_change(activation: str
     def estimate(found: list[dict[str, Any]]) -> Estimate | None:
         from companion.class_lr import verdict
 
-        changes = verdict.paired_changes(verdict.long_accuracies(found))
+        long = verdict.long_accuracies(found)
+        changes = verdict.paired_changes(long)
         rows = changes[changes["activation"] == activation]
-        return _mean_change(rows, "class-lr - baseline", _profile(found))
+        mean = _mean_change(rows, "class-lr - baseline", _profile(found))
+        if mean is None:
+            return None
+        # Data sets with records of this activation but no change yet (baselines only).
+        names = long.loc[long["activation"] == activation, "dataset"].unique()
+        sensitivity = verdict.missing_sensitivity(changes, names).loc[activation]
+        if not sensitivity["missing"]:
+            return mean
+        return replace(mean, profile=f"{mean.profile}; missing: "
+                       f"{sensitivity['missing data sets']}", details={
+            "missing": float(sensitivity["missing"]),
+            **{f"{end} fill: {bound}": float(sensitivity[f"{end}: mean {bound}"])
+               for end in MISSING_FILLS for bound in ("low", "high")}})
     return estimate
+
+
+# How the scorecard fills a class-lr claim's missing data sets to ask whether they could turn
+# its verdict (`class_lr.verdict.missing_sensitivity`).
+MISSING_FILLS = ("smallest", "largest")
 
 
 def specialisation_change(found: list[dict[str, Any]]) -> Estimate | None:

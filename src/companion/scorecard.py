@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import pandas as pd
 from companion import records
 from companion.data.sources import REPO_ROOT
 from companion.estimates import (
+    MISSING_FILLS,
     Estimate,
     alpha_log_growth,
     class_lr_accuracy_change,
@@ -224,7 +225,7 @@ def scorecard(results: Path | None = None,
             "claim": claim.claim, "paper item": claim.paper_item,
             "paper": claim.paper_number,
             "ours (95% interval)": estimate.text if estimate else "",
-            "profile": estimate.profile if estimate else "",
+            "profile": estimate.profile + _could_turn(claim, estimate) if estimate else "",
             "verdict": claim.verdict(estimate) if estimate else NOT_RUN,
             "rule": claim.rule, "notebook": claim.notebook, "key": claim.key,
         })
@@ -232,6 +233,21 @@ def scorecard(results: Path | None = None,
 
 
 CLAIMS_BY_KEY = {claim.key: claim for claim in CLAIMS}
+
+
+def _could_turn(claim: Claim, estimate: Estimate) -> str:
+    """What the data sets still missing could make of the verdict: each filled with the
+    smallest, then the largest, change recorded so far (`estimates.MISSING_FILLS`); '' when
+    nothing is missing or neither fill changes the verdict."""
+    if not estimate.details.get("missing"):
+        return ""
+    now, turns = claim.verdict(estimate), []
+    for end in MISSING_FILLS:
+        filled = replace(estimate, low=estimate.details[f"{end} fill: low"],
+                         high=estimate.details[f"{end} fill: high"])
+        if (verdict := claim.verdict(filled)) != now:
+            turns.append(f"{verdict} at the {end} change recorded")
+    return f" (could turn the verdict: {'; '.join(turns)})" if turns else ""
 
 
 def verdict_text(key: str, found: list[dict[str, Any]],

@@ -388,7 +388,7 @@ def describe_missing_sensitivity(frame: pd.DataFrame) -> str:
             f"{label}: {count} data set{'s' if count != 1 else ''} without a class-lr change "
             f"yet ({row['missing data sets']}); filled with the smallest or the largest change "
             f"recorded for {label}: {ends[0]}; {ends[1]}.")
-    return " ".join(sentences)
+    return "\n".join(sentences)
 
 
 def _side_of_zero(low: float, high: float) -> str:
