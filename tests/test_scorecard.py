@@ -149,7 +149,8 @@ def test_class_lr_estimate_names_the_data_sets_without_a_change(tmp_path):
     for seed in range(3):  # three data sets with both methods, one with its baseline only
         for dataset, gain in (("car", 1), ("abalone", 0), ("yeast", 2)):
             found += [_record(dataset, "selu", "baseline", seed, [1, 0, 0, 0, 0]),
-                      _record(dataset, "selu", "class_lr", seed, [1] * (1 + gain) + [0] * (4 - gain))]
+                      _record(dataset, "selu", "class_lr", seed,
+                              [1] * (1 + gain) + [0] * (4 - gain))]
         found.append(_record("titanic", "selu", "baseline", seed, [1, 1, 0, 0, 0]))
     estimate = estimates.class_lr_accuracy_change("selu")(found)
     assert estimate.profile.endswith("; missing: titanic")
