@@ -259,7 +259,8 @@ def verdict_text(key: str, found: list[dict[str, Any]],
     if estimate is None:
         return (f"Verdict on '{claim.claim}': {NOT_RUN} (no records for it here; the paper: "
                 f"{claim.paper_number}).")
-    return (f"Verdict on '{claim.claim}': {claim.verdict(estimate).upper()} at {estimate.profile}. "
+    return (f"Verdict on '{claim.claim}': {claim.verdict(estimate).upper()} at "
+            f"{estimate.profile}{_could_turn(claim, estimate)}. "
             f"Ours: {estimate.text} ({estimate.method}); the paper: {claim.paper_number}. "
             f"Rule: {claim.rule}.")
 
