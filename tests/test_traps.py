@@ -32,6 +32,18 @@ def test_class_lr_grid_takes_strings_where_lists_are_expected():
     assert len(one) == 1
 
 
+def test_class_lr_grid_finishes_whole_seeds_of_a_data_set_first():
+    grid = sweep.configs(["car", "titanic"], ["selu", "tanh"], ["baseline", "class_lr"],
+                         [0, 1], "paper")
+    assert len(grid) == 2 * 2 * 2 * (1 + 3)  # data sets x seeds x activations x configs
+    order = [(c.dataset, c.seed) for c in grid]
+    assert order == sorted(order, key=lambda key: (["car", "titanic"].index(key[0]), key[1]))
+    first_seed = grid[:8]  # car seed 0: both activations, baseline and three cutoffs each
+    assert {c.seed for c in first_seed} == {0} and {c.dataset for c in first_seed} == {"car"}
+    assert {(c.activation, c.method) for c in first_seed} == {
+        (a, m) for a in ("selu", "tanh") for m in ("baseline", "class_lr")}
+
+
 def test_fixed_classifier_grids_take_a_single_classifier_or_scale():
     assert [c.classifier for c in cifar_sweep.classifier_configs("smoke", classifiers="fixed")] \
         == ["fixed"]

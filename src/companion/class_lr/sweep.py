@@ -101,17 +101,19 @@ def configs(
     profile: str = "paper",
     **overrides: Any,
 ) -> list[experiment.UCIRunConfig]:
-    """The grid of configs, data set major (so a sweep finishes whole data sets first).
+    """The grid of configs, data set major and then seed major: a sweep finishes whole data
+    sets first and, within one, whole seeds (all six Table 2 columns of seed 0 before seed 1),
+    so a sweep stopped part-way leaves seeds that pair the two methods.
 
     class_lr expands into one config per cutoff of the profile (`experiment.CUTOFFS`).
     """
     profile = resolve_profile(profile)
     grid = []
     for name in as_list(dataset_names):
-        for activation in as_list(activations):
-            for method in as_list(methods):
-                cutoffs = experiment.CUTOFFS[profile] if method == "class_lr" else (None,)
-                for seed in as_list(seeds):
+        for seed in as_list(seeds):
+            for activation in as_list(activations):
+                for method in as_list(methods):
+                    cutoffs = experiment.CUTOFFS[profile] if method == "class_lr" else (None,)
                     for cutoff in cutoffs:
                         grid.append(experiment.make_config(
                             name, activation, method, profile, seed, cutoff, **overrides))
