@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,10 @@ def execute(notebook: Path, target: Path, parameters: dict[str, Any]) -> float:
     import papermill
 
     target.parent.mkdir(parents=True, exist_ok=True)
+    # The kernel inherits this: with string hashing fixed, set order (scikit-posthocs draws the
+    # critical-difference diagram from sets of names) and so every figure is byte-identical
+    # from one render to the next. A value the user set is kept.
+    os.environ.setdefault("PYTHONHASHSEED", "0")
     start = time.perf_counter()
     papermill.execute_notebook(str(notebook), str(target), parameters=parameters,
                                progress_bar=False, cwd=str(notebook.parent),
