@@ -1,8 +1,8 @@
 """What the missing paper-profile class-lr runs cost on this machine, measured, not modelled.
 
-`budget.class_lr_cpu_hours` prices a run by its training teraflops at one rate fitted to the
-committed records, most of them small nets that pay a fixed cost per step; the largest nets
-(width 1024, 16-32 layers) run closer to the matmul speed. This benchmark times the real
+`budget.class_lr_cpu_hours` prices a run by a cost model fitted to the committed records (a
+fixed cost a run plus a cost a training teraflop, `benchmarks/fit_class_lr_cost.py`), timed
+beside other jobs. This benchmark times the real
 training code (`training.Training`) per data set: an epoch of plain SGD and one of class-based
 rates, each split into a cost per minibatch and a fixed cost per epoch (the validation and
 test evaluation) by timing epochs of two lengths. From those it prices one seed of the six

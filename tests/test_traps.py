@@ -79,6 +79,18 @@ def test_before_training_the_notebooks_say_how_many_runs_and_cpu_hours(uci_dir):
     assert budget.announce(name, grid).startswith("1 of 2 runs")
 
 
+def test_class_lr_cost_fit_is_a_median_regression_robust_to_slowed_runs():
+    teraflops = np.linspace(0.1, 40.0, 41)
+    seconds = 8.0 + 20.0 * teraflops
+    seconds[::5] *= 3  # a fifth of the runs timed beside other jobs
+    per_run, per_teraflop = budget.fit_class_lr_rates(teraflops, seconds)
+    assert (per_run, per_teraflop) == pytest.approx((8.0, 20.0), rel=1e-3)
+    least_squares = np.polyfit(teraflops, seconds, 1)[0]
+    assert least_squares > 25  # the mean is dragged up by the slowed runs; the median is not
+    with pytest.raises(ValueError, match="at least 3 runs"):
+        budget.fit_class_lr_rates([1.0, 2.0], [3.0, 4.0])
+
+
 def test_cifar_estimate_scales_the_measured_resnet20_rate():
     paper = cifar_sweep.classifier_configs("paper", classifiers="learned")
     expected = budget.RESNET20_SECONDS_PER_EPOCH * 9 / 3 * 164 / 3600  # ResNet-56: n = 9

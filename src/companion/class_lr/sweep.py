@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from companion import records, scheduling
+from companion import budget, records, scheduling
 from companion.class_lr import experiment
 from companion.class_lr.registry import ACTIVATIONS, canonical_name, datasets
 from companion.data import uci
@@ -159,9 +159,10 @@ def recorded(grid: list[experiment.UCIRunConfig], pre_study: bool = True
 
 
 def missing(grid: list[experiment.UCIRunConfig]) -> pd.DataFrame:
-    """What of the grid has no usable record yet, per data set and seed: the configs and their
+    """What of the grid has no usable record yet, per data set and seed: the configs, their
     training compute (TFLOP: 6 flops per weight per sample per epoch, `training_cost`; a
-    class-lr epoch costs 1.5-2 times a plain one on a CPU, retries more). Runs nothing."""
+    class-lr epoch costs 1.5-2 times a plain one on a CPU, retries more) and their estimated
+    CPU-hours (`budget.class_lr_cpu_hours`, one thread each). Runs nothing."""
     name = experiment_name(grid)
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     for config in grid:
@@ -173,7 +174,8 @@ def missing(grid: list[experiment.UCIRunConfig]) -> pd.DataFrame:
         row["configs"] += 1
         row["class-lr"] += config.method == "class_lr"
         row["TFLOP"] += training_cost(config.dataset, config.profile)
-    columns = ["dataset", "seed", "configs", "class-lr", "TFLOP"]
+        row["CPU-hours"] = row.get("CPU-hours", 0.0) + budget.class_lr_cpu_hours([config])
+    columns = ["dataset", "seed", "configs", "class-lr", "TFLOP", "CPU-hours"]
     frame = pd.DataFrame(list(rows.values()), columns=columns)
     return frame.sort_values(["dataset", "seed"], ignore_index=True)
 
@@ -217,7 +219,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         table = missing(grid)
         print(table.round(2).to_string(index=False) if len(table) else "nothing missing")
         print(f"{int(table['configs'].sum())} of {len(grid)} configs missing, "
-              f"{table['TFLOP'].sum():.1f} TFLOP of training")
+              f"{table['TFLOP'].sum():.1f} TFLOP of training, about "
+              f"{table['CPU-hours'].sum():.0f} CPU-hours on one core each "
+              "(budget.class_lr_cpu_hours; alpha_mu retries come on top)")
         return
     done = run_configs(grid, n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler,
                        device=args.device)
