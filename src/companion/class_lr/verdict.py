@@ -349,7 +349,8 @@ def missing_sensitivity(changes: pd.DataFrame, names: Sequence[str]) -> pd.DataF
     rows = []
     for activation in ACTIVATIONS:
         own = changes[changes["activation"] == activation]
-        missing = [name for name in names if name not in set(own["dataset"])]
+        recorded = set(own["dataset"])
+        missing = [name for name in names if name not in recorded]
         values = own["change"].to_numpy()
         row: dict[str, Any] = {"activation": activation, "missing": len(missing),
                                "missing data sets": ", ".join(missing)}
