@@ -40,8 +40,13 @@ def class_lr_cpu_hours(configs: Sequence[Any]) -> float:
     from companion.class_lr import sweep
 
     teraflops = sum(sweep.training_cost(c.dataset, c.profile) for c in configs)
-    return (len(configs) * CLASS_LR_SECONDS_PER_RUN
-            + teraflops * CLASS_LR_SECONDS_PER_TERAFLOP) / 3600
+    return class_lr_hours(len(configs), teraflops)
+
+
+def class_lr_hours(runs: Any, teraflops: Any) -> Any:
+    """Estimated CPU-hours of `runs` class-lr runs of `teraflops` training teraflops in all
+    (numbers, or arrays of them elementwise)."""
+    return (runs * CLASS_LR_SECONDS_PER_RUN + teraflops * CLASS_LR_SECONDS_PER_TERAFLOP) / 3600
 
 
 def fit_class_lr_rates(teraflops: Sequence[float], seconds: Sequence[float]

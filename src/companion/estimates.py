@@ -106,13 +106,8 @@ def class_lr_accuracy_change(activation: str
                        f"{sensitivity['missing data sets']}", details={
             "missing": float(sensitivity["missing"]),
             **{f"{end} fill: {bound}": float(sensitivity[f"{end}: mean {bound}"])
-               for end in MISSING_FILLS for bound in ("low", "high")}})
+               for end in verdict.MISSING_FILLS for bound in ("low", "high")}})
     return estimate
-
-
-# How the scorecard fills a class-lr claim's missing data sets to ask whether they could turn
-# its verdict (`class_lr.verdict.missing_sensitivity`).
-MISSING_FILLS = ("smallest", "largest")
 
 
 def specialisation_change(found: list[dict[str, Any]]) -> Estimate | None:

@@ -29,7 +29,6 @@ import pandas as pd
 from companion import records
 from companion.data.sources import REPO_ROOT
 from companion.estimates import (
-    MISSING_FILLS,
     Estimate,
     alpha_log_growth,
     class_lr_accuracy_change,
@@ -236,13 +235,15 @@ CLAIMS_BY_KEY = {claim.key: claim for claim in CLAIMS}
 
 
 def _could_turn(claim: Claim, estimate: Estimate) -> str:
-    """What the data sets still missing could make of the verdict: each filled with the
-    smallest, then the largest, change recorded so far (`estimates.MISSING_FILLS`); '' when
-    nothing is missing or neither fill changes the verdict."""
+    """What the data sets still missing could make of the verdict: the interval under each fill
+    of `class_lr.verdict.missing_sensitivity` (the `<fill> fill: low/high` details of the
+    estimate); '' when nothing is missing or no fill changes the verdict."""
     if not estimate.details.get("missing"):
         return ""
     now, turns = claim.verdict(estimate), []
-    for end in MISSING_FILLS:
+    fills = [key.removesuffix(" fill: low") for key in estimate.details
+             if key.endswith(" fill: low")]
+    for end in fills:
         filled = replace(estimate, low=estimate.details[f"{end} fill: low"],
                          high=estimate.details[f"{end} fill: high"])
         if (verdict := claim.verdict(filled)) != now:

@@ -162,7 +162,7 @@ def missing(grid: list[experiment.UCIRunConfig]) -> pd.DataFrame:
     """What of the grid has no usable record yet, per data set and seed: the configs, their
     training compute (TFLOP: 6 flops per weight per sample per epoch, `training_cost`; a
     class-lr epoch costs 1.5-2 times a plain one on a CPU, retries more) and their estimated
-    CPU-hours (`budget.class_lr_cpu_hours`, one thread each). Runs nothing."""
+    CPU-hours (`budget.class_lr_hours`, one thread each). Runs nothing."""
     name = experiment_name(grid)
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     for config in grid:
@@ -174,9 +174,9 @@ def missing(grid: list[experiment.UCIRunConfig]) -> pd.DataFrame:
         row["configs"] += 1
         row["class-lr"] += config.method == "class_lr"
         row["TFLOP"] += training_cost(config.dataset, config.profile)
-        row["CPU-hours"] = row.get("CPU-hours", 0.0) + budget.class_lr_cpu_hours([config])
-    columns = ["dataset", "seed", "configs", "class-lr", "TFLOP", "CPU-hours"]
+    columns = ["dataset", "seed", "configs", "class-lr", "TFLOP"]
     frame = pd.DataFrame(list(rows.values()), columns=columns)
+    frame["CPU-hours"] = budget.class_lr_hours(frame["configs"], frame["TFLOP"])
     return frame.sort_values(["dataset", "seed"], ignore_index=True)
 
 
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{int(table['configs'].sum())} of {len(grid)} configs missing, "
               f"{table['TFLOP'].sum():.1f} TFLOP of training, about "
               f"{table['CPU-hours'].sum():.0f} CPU-hours on one core each "
-              "(budget.class_lr_cpu_hours; alpha_mu retries come on top)")
+              "(budget.class_lr_hours; alpha_mu retries come on top)")
         return
     done = run_configs(grid, n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler,
                        device=args.device)

@@ -340,6 +340,11 @@ def _conclusion(interval: comparisons.Interval, p_value: float) -> str:
     return "Verdict: mixed evidence (interval and Wilcoxon test disagree)."
 
 
+# How :func:`missing_sensitivity` fills the data sets still without a change: each with the
+# smallest, then the largest, change recorded for its activation.
+MISSING_FILLS = {"smallest": np.min, "largest": np.max}
+
+
 def missing_sensitivity(changes: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     """Could the data sets still missing a class-lr change turn the verdict? Per activation
     (`changes` from :func:`paired_changes`, `names` the data sets the table covers): the
@@ -354,7 +359,7 @@ def missing_sensitivity(changes: pd.DataFrame, names: Sequence[str]) -> pd.DataF
         values = own["change"].to_numpy()
         row: dict[str, Any] = {"activation": activation, "missing": len(missing),
                                "missing data sets": ", ".join(missing)}
-        for end, fill in (("smallest", np.min), ("largest", np.max)):
+        for end, fill in MISSING_FILLS.items():
             filled = np.append(values, [fill(values)] * len(missing)) if len(values) else values
             mean = comparisons.mean_change(filled)
             median = comparisons.median_change(filled)
@@ -383,7 +388,7 @@ def describe_missing_sensitivity(frame: pd.DataFrame) -> str:
                 f"{row[f'{end}: mean change']:+.2f} points (95% interval "
                 f"{row[f'{end}: mean low']:+.2f} to {row[f'{end}: mean high']:+.2f}"
                 f"{_side_of_zero(row[f'{end}: mean low'], row[f'{end}: mean high'])}), "
-                f"verdict: {row[f'{end}: verdict'].lower()}" for end in ("smallest", "largest")]
+                f"verdict: {row[f'{end}: verdict'].lower()}" for end in MISSING_FILLS]
         count = int(row["missing"])
         sentences.append(
             f"{label}: {count} data set{'s' if count != 1 else ''} without a class-lr change "
