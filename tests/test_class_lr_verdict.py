@@ -14,23 +14,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
+from synthetic_records import class_lr_record as _record
 
 from companion import records
 from companion.class_lr import context, experiment, registry, tables, verdict
-from companion.class_lr.sweep import configs
 from companion.data import uci
-
-
-def _record(dataset, activation, method, seed, correct, val=0.5, cutoff=None):
-    """A record shaped like an MLP run's; `correct` is a 0/1 list over the test samples."""
-    config = configs([dataset], [activation], [method], [seed], "paper")[0]
-    if cutoff is not None:
-        config = [c for c in configs([dataset], [activation], [method], [seed], "paper")
-                  if c.cutoff == cutoff][0]
-    correct = np.asarray(correct, dtype=bool)
-    return {"config": records.config_dict(config), "diverged": False,
-            "val_accuracy": val, "test_accuracy": float(correct.mean()),
-            "test_correct": "".join("1" if c else "0" for c in correct)}
 
 
 def _store(recs, name="class-lr-uci-paper"):

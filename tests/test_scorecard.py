@@ -9,6 +9,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+from synthetic_records import class_lr_record
 
 from companion import estimates, scorecard
 from companion.estimates import Estimate
@@ -136,22 +137,13 @@ def test_a_verdict_that_missing_data_sets_could_turn_says_so():
 
 
 def test_class_lr_estimate_names_the_data_sets_without_a_change(tmp_path):
-    from companion import records
-    from companion.class_lr.sweep import configs
-
-    def _record(dataset, activation, method, seed, correct):  # one run's record, no training
-        config = configs([dataset], [activation], [method], [seed], "paper")[0]
-        return {"config": records.config_dict(config), "diverged": False, "val_accuracy": 0.5,
-                "test_accuracy": float(np.mean(correct)),
-                "test_correct": "".join(str(c) for c in correct)}
-
     found = []
     for seed in range(3):  # three data sets with both methods, one with its baseline only
         for dataset, gain in (("car", 1), ("abalone", 0), ("yeast", 2)):
-            found += [_record(dataset, "selu", "baseline", seed, [1, 0, 0, 0, 0]),
-                      _record(dataset, "selu", "class_lr", seed,
+            found += [class_lr_record(dataset, "selu", "baseline", seed, [1, 0, 0, 0, 0]),
+                      class_lr_record(dataset, "selu", "class_lr", seed,
                               [1] * (1 + gain) + [0] * (4 - gain))]
-        found.append(_record("titanic", "selu", "baseline", seed, [1, 1, 0, 0, 0]))
+        found.append(class_lr_record("titanic", "selu", "baseline", seed, [1, 1, 0, 0, 0]))
     estimate = estimates.class_lr_accuracy_change("selu")(found)
     assert estimate.profile.endswith("; missing: titanic")
     assert estimate.details["missing"] == 1
