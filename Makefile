@@ -79,6 +79,8 @@ lab: install
 	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks
 
 # Rerun the committed paper-profile records that took under a minute; report identical/differs.
+# `make verify VERIFY_ARGS=--per-version`: the cheapest run of each earlier run-code version,
+# recorded in results/verification.json, which the class-lr tables cite.
 verify: data
 	$(BIN)/python -m companion.verify $(VERIFY_ARGS)
 

@@ -334,6 +334,24 @@ def test_a_run_is_bit_for_bit_deterministic_on_one_machine(uci_dir):
     assert first["cpu"] == second["cpu"] and "torch" in first["cpu"]
 
 
+def test_a_record_reruns_with_its_own_commits_code(uci_dir):
+    """`verify.rerun_with_code` runs the code of the record's commit (2026-11-21, before
+    provenance fields and `run_group` existed) on this processor: it computes the committed
+    results, and what this checkout's code computes here, so a record that reran differently
+    could only have met another processor, not other code."""
+    from companion import verify
+
+    committed = records.read_record(RERUN_RECORD)
+    commit = verify.own_code_commit(committed, [committed])
+    assert commit == committed["git_commit"]
+    [own] = verify.rerun_with_code(commit, [committed])
+    assert "code_fingerprint" not in own  # the old code ran, not this one
+    assert verify.verdict(committed, own)[0] in ("identical", "same results")
+    run = [(RERUN_RECORD, committed, _rerun_with_one_thread(committed))]
+    assert verify.own_code_status(run, commit) == {"commit": commit, "status": "identical"}
+    assert "no commit" in verify.own_code_status(run, None)["why"]
+
+
 def test_a_committed_context_record_reruns(uci_dir):
     """`make verify` reruns the GBT / RF context records too (through their own module)."""
     from companion import verify
@@ -384,6 +402,71 @@ def test_two_runs_that_diverge_in_the_same_epoch_have_the_same_outcome():
         assert verify.verdict(old, {**old, **changed})[0] == "differs", changed
     trained = {**old, "diverged": False}
     assert verify.verdict(trained, {**path, "diverged": False})[0] == "differs"
+
+
+def _versioned(dataset, method, seed, fingerprint, seconds, cutoff=None, device="cpu"):
+    """A class-lr-uci record of run code `fingerprint` (version 2) that took `seconds`."""
+    from synthetic_records import class_lr_record
+
+    record = class_lr_record(dataset, "selu", method, seed, [1, 0], cutoff=cutoff)
+    return {**record, "experiment": "class-lr-uci", "code_fingerprint": fingerprint,
+            "code_fingerprint_version": provenance.FINGERPRINT_VERSION,
+            "wall_time_s": seconds, "device": device}
+
+
+def test_per_version_reruns_the_cheapest_run_of_each_earlier_version_and_method(tmp_path):
+    from companion import verify
+
+    this = provenance.code_fingerprint("class-lr-uci")
+    found = [_versioned("car", "baseline", 0, "old-a", 5.0),
+             _versioned("car", "baseline", 1, "old-a", 2.0),  # the cheapest of old-a
+             *[_versioned("car", "class_lr", 0, "old-a", 3.0 + c / 10, cutoff=c)
+               for c in (10, 20, 30)],  # one run: its three cutoffs train together
+             *[_versioned("car", "class_lr", 1, "old-a", 9.0, cutoff=c) for c in (10, 20, 30)],
+             _versioned("car", "baseline", 2, "old-b", 2000.0),  # too slow to rerun
+             _versioned("car", "baseline", 3, "old-c", 1.0, device="NVIDIA H200"),
+             _versioned("car", "baseline", 4, this, 0.1)]  # this code: nothing to check
+    paths = [tmp_path / f"{i}.json" for i in range(len(found))]
+    chosen, skipped = verify.by_version(list(zip(paths, found)), max_seconds=900)
+    assert [(r["config"]["method"], r["config"]["seed"]) for _, r in chosen] == [
+        ("baseline", 1), ("class_lr", 0), ("class_lr", 0), ("class_lr", 0)]
+    assert {r["config"]["cutoff"] for _, r in chosen[1:]} == {10, 20, 30}
+    assert skipped == {("class-lr-uci", "v2:old-b"): "cheapest run 2000 s",
+                       ("class-lr-uci", "v2:old-c"): "trained on a GPU"}
+    assert verify.version({"git_commit": "abc-dirty"}) == "commit:abc-dirty"
+    assert verify.version({"code_fingerprint": "f1"}) == "v1:f1"  # before version 2
+
+
+def test_the_verification_report_says_which_earlier_versions_compute_the_same(tmp_path):
+    from companion import verify
+
+    report = tmp_path / "verification.json"
+    found = [_versioned("car", "baseline", s, f"old-{v}", 1.0) for s, v in enumerate("abcd")]
+    paths = [tmp_path / "class-lr-uci-paper" / f"{s}.json" for s in range(4)]
+    assert "has not rerun" in verify.summary(found, report)
+    verify.write_report([(paths[0], found[0], "identical", [], None),
+                         (paths[1], found[1], "same results", ["history.train_loss: ..."], None),
+                         (paths[2], found[2], "differs", ["test_accuracy: ..."], None)],
+                        {("class-lr-uci", "v2:old-d"): "cheapest run 2000 s"}, report)
+    text = verify.summary(found, report)
+    assert text.startswith("They come from 4 earlier versions of the run code")
+    assert "2 versions (2 records) compute the same results (1 identical, 1 same results" in text
+    assert "1 version (1 record) differ: v2:old-c" in text
+    assert "not rerun: v2:old-d (cheapest run 2000 s)" in text
+    saved = json.loads(report.read_text())
+    assert saved["reruns"]["class-lr-uci-paper/2.json"]["status"] == "differs"
+    # a record that differs while its own code computes here what this code does: processor
+    verify.write_report([(paths[2], found[2], "differs", ["test_accuracy: ..."],
+                          {"commit": "abc", "status": "identical"})], {}, report)
+    assert "3 versions (3 records) compute the same results" in verify.summary(found, report)
+    assert f"1 {verify.PROCESSOR}" in verify.summary(found, report)
+    saved = json.loads(report.read_text())
+    # another version of the run code makes the entries stale: they no longer count
+    stale = {k: {**e, "rerun_code": "other"} for k, e in saved["reruns"].items()}
+    report.write_text(json.dumps({**saved, "reruns": stale}))
+    assert "has not rerun" in verify.summary(found, report)
+    this = provenance.code_fingerprint("class-lr-uci")
+    assert verify.summary([_versioned("car", "baseline", 0, this, 1.0)], report) is None
 
 
 # ---- Dask -------------------------------------------------------------------------------------
@@ -482,13 +565,14 @@ def test_version_1_fingerprints_are_recomputed_from_the_commits():
     # Stamped by version-1 code: records of 056924a (clean) carry 40dcb4d5eba2333d, and the
     # 128 records of the lent H200, made on an uncommitted tree at 56449e9, carry it too.
     at_056924a = "056924af78b8ad7b1644e48c5458dfdfe94b89db"
-    assert provenance._fingerprint_v1_at(at_056924a, "class-lr-uci-paper") == "40dcb4d5eba2333d"
+    assert provenance._fingerprint_at(at_056924a, "class-lr-uci-paper", 1) == "40dcb4d5eba2333d"
     base = "56449e9a1f9621823096c7e9ccfb89830e9ab708"
-    assert provenance._fingerprint_v1_at(base, "class-lr-uci-paper") == "fc30d144a4081f5f"
+    assert provenance._fingerprint_at(base, "class-lr-uci-paper", 1) == "fc30d144a4081f5f"
     record = {"git_commit": base + "-dirty", "code_fingerprint": "40dcb4d5eba2333d"}
-    assert provenance._run_code_commit(record, "class-lr-uci-paper") == at_056924a
+    assert provenance.run_code_commit(record, "class-lr-uci-paper") == at_056924a
     unknown = {**record, "code_fingerprint": "0" * 16}
-    assert provenance._run_code_commit(unknown, "class-lr-uci-paper") is None
+    assert provenance.run_code_commit(unknown, "class-lr-uci-paper") is None
     assert provenance.code_status(unknown, "class-lr-uci-paper") == "other code"
     current = {**record, "code_fingerprint_version": provenance.FINGERPRINT_VERSION}
-    assert provenance._run_code_commit(current, "class-lr-uci-paper") is None  # v2: no lookup
+    # a version-2 fingerprint is looked up among version-2 fingerprints: none is this one
+    assert provenance.run_code_commit(current, "class-lr-uci-paper") is None

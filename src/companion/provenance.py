@@ -132,13 +132,14 @@ def code_fingerprint(experiment: str) -> str:
 
 
 @cache
-def _fingerprint_v1_at(commit: str, experiment: str) -> str | None:
-    """The version-1 fingerprint of the run code at `commit`, from the clone's git objects."""
+def _fingerprint_at(commit: str, experiment: str, version: int) -> str | None:
+    """The fingerprint of `version` (1 or 2) of the run code at `commit`, from the clone's
+    git objects."""
     package = PACKAGE.relative_to(REPO_ROOT).as_posix()
+    excluded = NOT_RUN_CODE_V1 if version == 1 else NOT_RUN_CODE
     try:
         listed = _git("ls-tree", "-r", "--name-only", commit, "--", package).splitlines()
-        paths = [p for p in listed if _is_run_code(p[len(package) + 1:], experiment,
-                                                   NOT_RUN_CODE_V1)]
+        paths = [p for p in listed if _is_run_code(p[len(package) + 1:], experiment, excluded)]
         batch = subprocess.run(["git", "cat-file", "--batch"], cwd=REPO_ROOT, check=True,
                                capture_output=True,
                                input="".join(f"{commit}:{p}\n" for p in paths).encode()).stdout
@@ -154,16 +155,17 @@ def _fingerprint_v1_at(commit: str, experiment: str) -> str | None:
 
 
 @cache
-def _commit_of_fingerprint(base: str, fingerprint: str, experiment: str) -> str | None:
-    """The commit, `base` or one after it on the way to HEAD, whose version-1 fingerprint is
-    `fingerprint`: the commit that holds the run code of a record made on an uncommitted tree
-    at `base` (its changes were committed later, or were not run code)."""
+def _commit_of_fingerprint(base: str, fingerprint: str, experiment: str, version: int = 1
+                           ) -> str | None:
+    """The commit, `base` or one after it on the way to HEAD, whose fingerprint of `version`
+    is `fingerprint`: the commit that holds the run code of a record made on an uncommitted
+    tree at `base` (its changes were committed later, or were not run code)."""
     try:
         later = _git("rev-list", "--reverse", "--ancestry-path", f"{base}..HEAD").split()
     except (OSError, subprocess.CalledProcessError):
         later = []
-    return next((c for c in [base, *later] if _fingerprint_v1_at(c, experiment) == fingerprint),
-                None)
+    return next((c for c in [base, *later]
+                 if _fingerprint_at(c, experiment, version) == fingerprint), None)
 
 
 @cache
@@ -179,15 +181,19 @@ def _same_run_code_since(commit: str, experiment: str) -> bool:
     return set(paths) <= set(listed.splitlines())
 
 
-def _run_code_commit(record: Mapping[str, Any], experiment: str) -> str | None:
-    """The clean commit whose run code computed a record without a current fingerprint."""
+def run_code_commit(record: Mapping[str, Any], experiment: str) -> str | None:
+    """The clean commit whose run code computed `record`: its `git_commit` when clean; when
+    it was made on an uncommitted tree, the commit at or after that one whose fingerprint (of
+    the record's fingerprint version) equals the record's; None when there is none (a commit
+    this clone lacks, or run code that was never committed as it ran)."""
     commit = record.get("git_commit") or ""
     if commit and not commit.endswith("-dirty"):
         return commit
     fingerprint = record.get("code_fingerprint")
-    if not commit or not fingerprint or record.get("code_fingerprint_version", 1) != 1:
+    if not commit or not fingerprint:
         return None
-    return _commit_of_fingerprint(commit.removesuffix("-dirty"), fingerprint, experiment)
+    return _commit_of_fingerprint(commit.removesuffix("-dirty"), fingerprint, experiment,
+                                  record.get("code_fingerprint_version", 1))
 
 
 def code_status(record: Mapping[str, Any], experiment: str) -> str:
@@ -204,6 +210,6 @@ def code_status(record: Mapping[str, Any], experiment: str) -> str:
     if record.get("code_fingerprint_version") == FINGERPRINT_VERSION:
         same = record.get("code_fingerprint") == code_fingerprint(experiment)
     else:
-        commit = _run_code_commit(record, experiment)
+        commit = run_code_commit(record, experiment)
         same = commit is not None and _same_run_code_since(commit, experiment)
     return "this code" if same else "other code"

@@ -1,6 +1,7 @@
 """`make verify`: rerun committed paper-profile records from their own configs and compare.
 
     python -m companion.verify [--max-seconds 60] [--limit N]
+    python -m companion.verify --per-version [--max-seconds 900]
 
 Every record of `results/*-paper/` whose recorded `wall_time_s` is under `--max-seconds` is
 run again (cheapest first; class-lr cutoffs of one run together, as the sweep runs them) and
@@ -11,6 +12,12 @@ paths that differ) or `differs`, with the fields that differ and by how much.
 Provenance (times, versions, commit, threads, CPU) is not compared. Nothing is written to or
 deleted from `results/`: the reruns keep their records in memory (and any checkpoint in a
 temporary folder).
+
+`--per-version` answers the question the tables raise when most of their records were made
+by earlier run code (`provenance.code_status`): do those versions compute what this code
+computes? It reruns, for every version of the run code found among the records (`version`)
+and every method, the cheapest run (all cutoffs of a class-lr run), and merges the outcome
+into `results/verification.json` (`VERIFICATION`), which `summary` reads under the tables.
 """
 
 from __future__ import annotations
@@ -18,14 +25,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from companion import records
 from companion.data.sources import REPO_ROOT
-from companion.provenance import cpu_description
+from companion.provenance import (
+    code_fingerprint,
+    code_status,
+    cpu_description,
+    git_commit,
+    run_code_commit,
+)
+
+VERIFICATION = REPO_ROOT / "results" / "verification.json"
+AGREES = ("identical", "same results", "same outcome")
 
 # Fields that describe how and where a record was made, not what the run computed.
 PROVENANCE = frozenset({"wall_time_s", "git_commit", "torch_version", "python_version",
@@ -123,14 +142,63 @@ def verdict(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, list[str]]:
     return "differs", lines
 
 
+def _seconds(record: dict[str, Any]) -> float:
+    return record.get("wall_time_s") or float("inf")
+
+
 def committed(max_seconds: float, root: Path = REPO_ROOT / "results") -> list[tuple[Path, dict]]:
     """(path, record) of the committed paper-profile records under `max_seconds`, cheapest first."""
-    found = []
-    for path in sorted(root.glob("*-paper/*.json")):
-        record = records.read_record(path)
-        if (record.get("wall_time_s") or float("inf")) < max_seconds:
-            found.append((path, record))
-    return sorted(found, key=lambda item: item[1]["wall_time_s"])
+    found = [(path, records.read_record(path)) for path in sorted(root.glob("*-paper/*.json"))]
+    return sorted([item for item in found if _seconds(item[1]) < max_seconds],
+                  key=lambda item: _seconds(item[1]))
+
+
+def version(record: dict[str, Any]) -> str:
+    """The version of the run code that computed `record`: its code fingerprint
+    ('v2:<fingerprint>', 'v1:<fingerprint>') or, for records older than fingerprints, its
+    commit ('commit:<sha>[-dirty]'). Records of one version were computed by the same code."""
+    fingerprint = record.get("code_fingerprint")
+    if fingerprint:
+        return f"v{record.get('code_fingerprint_version', 1)}:{fingerprint}"
+    return f"commit:{record.get('git_commit') or 'unknown'}"
+
+
+def _run_key(record: dict[str, Any]) -> Any:
+    """Records with the same key are one run (class-lr cutoffs train together)."""
+    if record["experiment"].startswith("class-lr-uci"):
+        from companion.class_lr.experiment import UCIRunConfig, group_key
+        return records.config_hash(group_key(UCIRunConfig(**record["config"])))
+    return records.config_hash(record["config"])
+
+
+def by_version(found: Sequence[tuple[Path, dict]], max_seconds: float
+               ) -> tuple[list[tuple[Path, dict]], dict[tuple[str, str], str]]:
+    """The cheapest run of each (experiment, version, method) among the CPU records of
+    `found`, with all its records (class-lr cutoffs), and why the versions left out were:
+    {(experiment, version): 'cheapest run N s' (`max_seconds` or more) | 'trained on a GPU'}
+    (a GPU draws its own dropout masks, so a CPU rerun cannot match it). Versions that are
+    this checkout's run code need no rerun and are left out silently."""
+    runs: dict[tuple[str, str, Any], dict[Any, list[tuple[Path, dict]]]] = {}
+    skipped: dict[tuple[str, str], str] = {}
+    for path, record in found:
+        experiment = record["experiment"]
+        if code_status(record, experiment) == "this code":
+            continue
+        if record.get("device", "cpu") != "cpu":
+            skipped[experiment, version(record)] = "trained on a GPU"
+            continue
+        kind = (experiment, version(record), record["config"].get("method"))
+        runs.setdefault(kind, {}).setdefault(_run_key(record), []).append((path, record))
+    chosen = []
+    for (experiment, code, _), members in sorted(runs.items(), key=str):
+        cheapest = min(members.values(), key=lambda run: max(_seconds(r) for _, r in run))
+        seconds = max(_seconds(r) for _, r in cheapest)
+        if seconds < max_seconds:
+            chosen += cheapest
+        else:
+            skipped[experiment, code] = f"cheapest run {seconds:.0f} s"
+    covered = {(r["experiment"], version(r)) for _, r in chosen}
+    return chosen, {key: why for key, why in skipped.items() if key not in covered}
 
 
 def rerun(records_: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -139,6 +207,10 @@ def rerun(records_: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     if experiment.startswith("context-uci"):  # the GBT / RF context columns of Table 2
         from companion.class_lr import context
         return context.run_group([context.ContextRunConfig(**r["config"]) for r in records_])
+    if experiment.startswith("class-lr-table3-reading"):  # Table 3's reading study
+        from companion.class_lr import table3_reading
+        from companion.class_lr.experiment import UCIRunConfig
+        return [table3_reading.run(UCIRunConfig(**r["config"])) for r in records_]
     if experiment.startswith("class-lr"):
         from companion.class_lr import experiment as module
         configs = [module.UCIRunConfig(**r["config"]) for r in records_]
@@ -150,49 +222,255 @@ def rerun(records_: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return module.run_group(configs)
 
 
-def verify(paths_and_records: Sequence[tuple[Path, dict]]
-           ) -> Iterator[tuple[Path, str, list[str]]]:
-    """(path, verdict, differences) per record (see :func:`verdict`), rerunning class-lr
-    cutoffs of one run together."""
-    from companion.class_lr.experiment import UCIRunConfig, group_key
+# Run in a subprocess on a copy of an earlier commit's `src/`: reruns configs with that
+# commit's run code. Only names every version has (`experiment.run_group` or `run`).
+_OWN_CODE_SCRIPT = """
+import json, sys
+import torch
+torch.set_num_threads(int(sys.argv[3]))
+job = json.load(open(sys.argv[1]))
+name = job["experiment"]
+if name.startswith("context-uci"):
+    from companion.class_lr import context
+    fresh = context.run_group([context.ContextRunConfig(**c) for c in job["configs"]])
+else:
+    from companion.class_lr import experiment
+    configs = [experiment.UCIRunConfig(**c) for c in job["configs"]]
+    if name.startswith("class-lr-table3-reading"):
+        from companion.class_lr import table3_reading
+        fresh = [table3_reading.run(c) for c in configs]
+    elif hasattr(experiment, "run_group"):
+        fresh = experiment.run_group(configs)
+    else:
+        fresh = [experiment.run(c) for c in configs]
+json.dump(fresh, open(sys.argv[2], "w"))
+"""
 
+
+def rerun_with_code(commit: str, records_: Sequence[dict[str, Any]], threads: int = 1
+                    ) -> list[dict[str, Any]]:
+    """Fresh records of the configs of `records_` (one run, one experiment) computed by the
+    run code of `commit`, on this processor: the code of the commit is copied out of git
+    (`git archive`) into a temporary folder and run in a subprocess of this interpreter, with
+    its own data cache. With :func:`rerun` it separates the two causes of a record that
+    reruns differently here: another processor (the commit's code and this code agree here)
+    or a change of the run code (they do not)."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        archive = subprocess.run(["git", "archive", commit, "src"], cwd=REPO_ROOT,
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+        job, out = root / "job.json", root / "fresh.json"
+        job.write_text(json.dumps({"experiment": records_[0]["experiment"],
+                                   "configs": [r["config"] for r in records_]}))
+        env = {**os.environ, "PYTHONPATH": str(root / "src"),
+               "COMPANION_DATA_DIR": str(root / "data"),
+               "COMPANION_RESULTS_DIR": str(root / "results"),
+               "COMPANION_GIT_COMMIT": commit}
+        done = subprocess.run([sys.executable, "-c", _OWN_CODE_SCRIPT, str(job), str(out),
+                               str(threads)], cwd=root, env=env, capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"the run code of {commit[:12]} failed: "
+                               f"{done.stderr.strip().splitlines()[-1:]}")
+        return json.loads(out.read_text())
+
+
+def verify_runs(paths_and_records: Sequence[tuple[Path, dict]]
+                ) -> Iterator[list[tuple[Path, dict, dict]]]:
+    """Per run (class-lr cutoffs of one run together): (path, committed record, fresh record
+    as JSON reads it back) of each of its records."""
     groups: dict[Any, list[tuple[Path, dict]]] = {}
     for path, record in paths_and_records:
-        key: Any = path
-        if record["experiment"].startswith("class-lr"):
-            key = group_key(UCIRunConfig(**record["config"]))
+        key = _run_key(record) if record["experiment"].startswith("class-lr-uci") else path
         groups.setdefault(key, []).append((path, record))
     for members in groups.values():
         fresh = rerun([record for _, record in members])
-        for (path, record), new in zip(members, fresh):
-            yield path, *verdict(record, json.loads(json.dumps(new)))
+        yield [(path, record, json.loads(json.dumps(new)))
+               for (path, record), new in zip(members, fresh)]
+
+
+def verify(paths_and_records: Sequence[tuple[Path, dict]]
+           ) -> Iterator[tuple[Path, str, list[str]]]:
+    """(path, verdict, differences) per record (see :func:`verdict`)."""
+    for run in verify_runs(paths_and_records):
+        for path, record, fresh in run:
+            yield path, *verdict(record, fresh)
+
+
+def own_code_commit(record: dict[str, Any], found: Sequence[dict[str, Any]]) -> str | None:
+    """The commit whose run code made `record` (`provenance.run_code_commit`), else the clean
+    commit of another record of its version among `found` (a fingerprint recomputed today
+    can miss: the modules counted as run code have changed since)."""
+    commit = run_code_commit(record, record["experiment"])
+    return commit or next((r["git_commit"] for r in found if version(r) == version(record)
+                           and not (r.get("git_commit") or "-dirty").endswith("-dirty")), None)
+
+
+def own_code_status(run: Sequence[tuple[Path, dict, dict]], commit: str | None
+                    ) -> dict[str, Any]:
+    """Whether a run's own code (that of `commit`) computes here what this code computes
+    here: {'commit', 'status': worst verdict over the run's records} or {'why': ...}."""
+    if commit is None:
+        return {"why": "no commit of this clone holds its run code"}
+    try:
+        own = rerun_with_code(commit, [record for _, record, _ in run])
+    except (RuntimeError, subprocess.CalledProcessError) as error:
+        return {"commit": commit, "why": str(error)}
+    statuses = [verdict(json.loads(json.dumps(old)), fresh)[0]
+                for old, (_, _, fresh) in zip(own, run)]
+    order = (*AGREES, "differs")
+    return {"commit": commit, "status": max(statuses, key=order.index)}
+
+
+def write_report(outcomes: Sequence[tuple[Path, dict, str, list[str], dict | None]],
+                 skipped: dict[tuple[str, str], str], path: Path = VERIFICATION) -> None:
+    """Merge reruns ((path, committed record, verdict, differences, `own_code_status` or
+    None) and the versions left out into the report at `path`: one entry per rerun record,
+    keyed by its file under `results/`, naming the code that reran it, so that a later change
+    of the run code makes the entry stale instead of wrong."""
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    reruns, not_rerun = report.get("reruns", {}), report.get("not_rerun", {})
+    today = time.strftime("%Y-%m-%d")
+    for file, record, status, found, own_code in outcomes:
+        experiment = record["experiment"]
+        reruns[file.relative_to(path.parent).as_posix()] = {
+            "experiment": experiment, "version": version(record), "status": status,
+            "differences": found[:4], "recorded_on": record.get("cpu"),
+            "rerun_code": code_fingerprint(experiment), "rerun_commit": git_commit(),
+            "rerun_on": cpu_description(), "rerun_date": today,
+            **({"own_code": own_code} if own_code else {})}
+    for (experiment, code), why in skipped.items():
+        not_rerun[f"{experiment} {code}"] = {"why": why, "checked_by": code_fingerprint(experiment)}
+    records.write_json_atomic(path, {"about": REPORT_ABOUT, "reruns": reruns,
+                                     "not_rerun": not_rerun})
+
+
+REPORT_ABOUT = ("Written by `python -m companion.verify --per-version`: committed records of "
+                "earlier run code, rerun by the code named in `rerun_code` (see verify.py).")
+
+
+def summary(found: Sequence[dict[str, Any]], path: Path | None = None) -> str | None:
+    """What the report at `path` (default: `verification.json` beside the records read,
+    `records.results_dir()`) says about the run-code versions of `found` that are not this
+    checkout's: None when every record is this code's, else one sentence for under a table."""
+    path = path or records.results_dir() / VERIFICATION.name
+    other = [r for r in found if code_status(r, r.get("experiment", "")) != "this code"]
+    if not other:
+        return None
+    versions: dict[tuple[str, str], int] = {}
+    for record in other:
+        key = (record["experiment"], version(record))
+        versions[key] = versions.get(key, 0) + 1
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    statuses: dict[tuple[str, str], list[str]] = {}
+    for entry in report.get("reruns", {}).values():
+        if entry["rerun_code"] == code_fingerprint(entry["experiment"]):  # else: stale
+            statuses.setdefault((entry["experiment"], entry["version"]), []).append(
+                _outcome(entry))
+    agree = [k for k in versions if k in statuses and "differs" not in statuses[k]]
+    differ = [k for k in versions if k in statuses and k not in agree]
+    unchecked = [k for k in versions if k not in statuses]
+    reruns = [s for k in agree + differ for s in statuses[k]]
+    counts = ", ".join(f"{reruns.count(s)} {s}" for s in (*AGREES, PROCESSOR, "differs")
+                       if s in reruns)
+    text = (f"They come from {len(versions)} earlier versions of the run code; "
+            f"`python -m companion.verify --per-version` reran the cheapest run of each "
+            f"version and method with this checkout's code")
+    if not statuses:
+        return text.replace("reran", "has not rerun") + " yet."
+    text += f": {_versions(agree, versions)} compute the same results ({counts})"
+    if differ:
+        text += f"; {_versions(differ, versions)} differ: " + ", ".join(c for _, c in differ)
+    if unchecked:
+        slow = report.get("not_rerun", {})
+        why = [f"{code} ({slow[f'{e} {code}']['why']})" if f"{e} {code}" in slow else code
+               for e, code in unchecked]
+        text += f"; {_versions(unchecked, versions)} not rerun: " + ", ".join(why)
+    return text + "."
+
+
+def _settled(path: Path, record: dict[str, Any], report: Path = VERIFICATION) -> bool:
+    """Whether the report already holds this record's rerun by this code, with its own
+    code's rerun where it differed: a repeated `--per-version` resumes instead of redoing."""
+    reruns = json.loads(report.read_text()).get("reruns", {}) if report.is_file() else {}
+    entry = reruns.get(path.relative_to(report.parent).as_posix()) if path.is_relative_to(
+        report.parent) else None
+    return bool(entry and entry["rerun_code"] == code_fingerprint(record["experiment"])
+                and (entry["status"] in AGREES or "own_code" in entry))
+
+
+PROCESSOR = "differ by the processor only (their own code reruns here as this code does)"
+
+
+def _outcome(entry: dict[str, Any]) -> str:
+    """A rerun's outcome: its verdict when the record reran to its results, PROCESSOR when
+    it did not but its own code computes here what this code computes, else 'differs'."""
+    if entry["status"] in AGREES:
+        return entry["status"]
+    return PROCESSOR if entry.get("own_code", {}).get("status") in AGREES else "differs"
+
+
+def _versions(keys: Sequence[tuple[str, str]], records_per_version: dict[Any, int]) -> str:
+    """'2 versions (14 records)', '1 version (1 record)'."""
+    n, total = len(keys), sum(records_per_version[k] for k in keys)
+    return f"{n} version{'s' * (n != 1)} ({total} record{'s' * (total != 1)})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-seconds", type=float, default=60.0,
-                        help="rerun records whose recorded wall time is under this (default 60)")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="rerun runs whose recorded wall time is under this "
+                             "(default 60; with --per-version 900)")
     parser.add_argument("--limit", type=int, help="only the N cheapest of them")
+    parser.add_argument("--per-version", action="store_true",
+                        help="the cheapest run of each earlier run-code version and method, "
+                             f"recorded in {VERIFICATION.relative_to(REPO_ROOT)}")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1, as the sweeps' runs on 2 cores)")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)  # float sums can depend on the thread count
-    chosen = committed(args.max_seconds)[: args.limit]
-    print(f"rerunning {len(chosen)} committed paper-profile records "
-          f"(recorded wall time < {args.max_seconds:g} s)", flush=True)
+    skipped: dict[tuple[str, str], str] = {}
+    if args.per_version:
+        max_seconds = args.max_seconds or 900.0
+        chosen, skipped = by_version(committed(float("inf")), max_seconds)
+        chosen = [(path, record) for path, record in chosen if not _settled(path, record)]
+        kinds = {(r["experiment"], version(r), r["config"].get("method")) for _, r in chosen}
+        print(f"rerunning the cheapest run of each of {len(kinds)} earlier run-code versions "
+              f"and methods ({len(chosen)} records); left out: {len(skipped)} versions "
+              f"(GPU runs, and runs of {max_seconds:g} s or more)", flush=True)
+    else:
+        max_seconds = args.max_seconds or 60.0
+        chosen = committed(max_seconds)[: args.limit]
+        print(f"rerunning {len(chosen)} committed paper-profile records "
+              f"(recorded wall time < {max_seconds:g} s)", flush=True)
     print(f"this processor: {cpu_description()}", flush=True)
-    counts = dict.fromkeys(("identical", "same results", "same outcome", "differs"), 0)
+    counts = dict.fromkeys((*AGREES, "differs"), 0)
+    outcomes = []
+    every = [record for _, record in committed(float("inf"))] if args.per_version else []
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["COMPANION_RESULTS_DIR"] = scratch  # checkpoints of CIFAR reruns go here
-        made = {path: record.get("cpu", "processor not recorded") for path, record in chosen}
-        for path, status, found in verify(chosen):  # grouped by run, not in `chosen` order
-            counts[status] += 1
-            name = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
-            detail = f": {'; '.join(found[:4])} (recorded on: {made[path]})" if found else ""
-            print(f"{status:<12} {name}{detail}", flush=True)
+        for run in verify_runs(chosen):  # grouped by run, not in `chosen` order
+            verdicts = [verdict(record, fresh) for _, record, fresh in run]
+            own = None
+            if args.per_version and any(status == "differs" for status, _ in verdicts):
+                own = own_code_status(run, own_code_commit(run[0][1], every))
+            for (path, record, _), (status, found) in zip(run, verdicts):
+                counts[status] += 1
+                outcomes.append((path, record, status, found, own))
+                name = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+                made = record.get("cpu", "processor not recorded")
+                detail = f": {'; '.join(found[:4])} (recorded on: {made})" if found else ""
+                print(f"{status:<12} {name}{detail}", flush=True)
+            if own:
+                print(f"  its own code here ({own.get('commit', '?')[:12]}): "
+                      f"{own.get('status') or own['why']}", flush=True)
     print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" of {len(chosen)}")
+    if args.per_version:
+        write_report(outcomes, skipped)
+        print(f"written: {VERIFICATION.relative_to(REPO_ROOT)}")
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from companion import comparisons, provenance
+from companion import comparisons, provenance, verify
 from companion.class_lr.registry import (
     ACTIVATIONS,
     METHODS,
@@ -167,7 +167,8 @@ def code_summary(records: Iterable[dict[str, Any]]) -> str:
 
     Records of earlier run code (`provenance.code_status`) are shown all the same (their
     configs match the table's); said once here rather than on every row, where it would mark
-    nearly all of them. `make verify` reruns the cheapest and reports whether they reproduce.
+    nearly all of them, with what the per-version reruns of `companion.verify` found: whether
+    each earlier version computes what this code computes.
     """
     records = list(records)
     other = [r for r in records
@@ -178,8 +179,7 @@ def code_summary(records: Iterable[dict[str, Any]]) -> str:
     where = ", ".join(names) if len(names) <= 5 else f"{len(names)} data sets"
     return (f"Run code: {len(other)} of {len(records)} records ({where}) were computed by other "
             "run code than this checkout's (provenance.code_status); their configs are the "
-            "table's, so they are shown. `make verify` reruns the cheapest of them and reports "
-            "whether they reproduce.")
+            f"table's, so they are shown. {verify.summary(other)}")
 
 
 def device_summary(records: Iterable[dict[str, Any]]) -> str:
