@@ -434,6 +434,7 @@ def test_per_version_reruns_the_cheapest_run_of_each_earlier_version_and_method(
     assert skipped == {("class-lr-uci", "v2:old-b"): "cheapest run 2000 s",
                        ("class-lr-uci", "v2:old-c"): "trained on a GPU"}
     assert verify.version({"git_commit": "abc-dirty"}) == "commit:abc-dirty"
+    assert verify._short("commit:" + "a" * 40 + "-dirty") == "commit:" + "a" * 12 + "-dirty"
     assert verify.version({"code_fingerprint": "f1"}) == "v1:f1"  # before version 2
 
 
@@ -446,19 +447,24 @@ def test_the_verification_report_says_which_earlier_versions_compute_the_same(tm
     assert "has not rerun" in verify.summary(found, report)
     verify.write_report([(paths[0], found[0], "identical", [], None),
                          (paths[1], found[1], "same results", ["history.train_loss: ..."], None),
-                         (paths[2], found[2], "differs", ["test_accuracy: ..."], None)],
+                         (paths[2], found[2], "differs",
+                          ["history.test_accuracy: ...", "test_accuracy: ..."], None)],
                         {("class-lr-uci", "v2:old-d"): "cheapest run 2000 s"}, report)
     text = verify.summary(found, report)
     assert text.startswith("They come from 4 earlier versions of the run code")
-    assert "2 versions (2 records) compute the same results (1 identical, 1 same results" in text
-    assert "1 version (1 record) differ: v2:old-c" in text
+    assert ("for 2 versions (2 records) the reruns gave the committed results (1 identical, "
+            "1 same results)") in text
+    assert "for 1 version (1 record) they did not: v2:old-c" in text
     assert "not rerun: v2:old-d (cheapest run 2000 s)" in text
     saved = json.loads(report.read_text())
     assert saved["reruns"]["class-lr-uci-paper/2.json"]["status"] == "differs"
+    # the record's own fields come first: its final accuracy before its history
+    assert saved["reruns"]["class-lr-uci-paper/2.json"]["differences"] == [
+        "test_accuracy: ...", "history.test_accuracy: ..."]
     # a record that differs while its own code computes here what this code does: processor
     verify.write_report([(paths[2], found[2], "differs", ["test_accuracy: ..."],
                           {"commit": "abc", "status": "identical"})], {}, report)
-    assert "3 versions (3 records) compute the same results" in verify.summary(found, report)
+    assert "for 3 versions (3 records) the reruns gave" in verify.summary(found, report)
     assert f"1 {verify.PROCESSOR}" in verify.summary(found, report)
     saved = json.loads(report.read_text())
     # another version of the run code makes the entries stale: they no longer count

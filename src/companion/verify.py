@@ -336,7 +336,7 @@ def write_report(outcomes: Sequence[tuple[Path, dict, str, list[str], dict | Non
         experiment = record["experiment"]
         reruns[file.relative_to(path.parent).as_posix()] = {
             "experiment": experiment, "version": version(record), "status": status,
-            "differences": found[:4], "recorded_on": record.get("cpu"),
+            "differences": _headline(found), "recorded_on": record.get("cpu"),
             "rerun_code": code_fingerprint(experiment), "rerun_commit": git_commit(),
             "rerun_on": cpu_description(), "rerun_date": today,
             **({"own_code": own_code} if own_code else {})}
@@ -344,6 +344,13 @@ def write_report(outcomes: Sequence[tuple[Path, dict, str, list[str], dict | Non
         not_rerun[f"{experiment} {code}"] = {"why": why, "checked_by": code_fingerprint(experiment)}
     records.write_json_atomic(path, {"about": REPORT_ABOUT, "reruns": reruns,
                                      "not_rerun": not_rerun})
+
+
+def _headline(found: Sequence[str], most: int = 6) -> list[str]:
+    """At most `most` differences, those of a record's own fields (its final accuracies,
+    predictions, divergence) before those inside its history and traces."""
+    top = [line for line in found if not any(c in line.split(":")[0] for c in ".[")]
+    return [*top, *(line for line in found if line not in top)][:most]
 
 
 REPORT_ABOUT = ("Written by `python -m companion.verify --per-version`: committed records of "
@@ -371,21 +378,22 @@ def summary(found: Sequence[dict[str, Any]], path: Path | None = None) -> str | 
     agree = [k for k in versions if k in statuses and "differs" not in statuses[k]]
     differ = [k for k in versions if k in statuses and k not in agree]
     unchecked = [k for k in versions if k not in statuses]
-    reruns = [s for k in agree + differ for s in statuses[k]]
-    counts = ", ".join(f"{reruns.count(s)} {s}" for s in (*AGREES, PROCESSOR, "differs")
-                       if s in reruns)
+    reruns = [s for k in agree for s in statuses[k]]
+    counts = ", ".join(f"{reruns.count(s)} {s}" for s in (*AGREES, PROCESSOR) if s in reruns)
     text = (f"They come from {len(versions)} earlier versions of the run code; "
             f"`python -m companion.verify --per-version` reran the cheapest run of each "
             f"version and method with this checkout's code")
     if not statuses:
         return text.replace("reran", "has not rerun") + " yet."
-    text += f": {_versions(agree, versions)} compute the same results ({counts})"
+    text += (f": for {_versions(agree, versions)} the reruns gave the committed results "
+             f"({counts})")
     if differ:
-        text += f"; {_versions(differ, versions)} differ: " + ", ".join(c for _, c in differ)
+        text += (f"; for {_versions(differ, versions)} they did not: "
+                 + ", ".join(_short(c) for _, c in differ))
     if unchecked:
         slow = report.get("not_rerun", {})
-        why = [f"{code} ({slow[f'{e} {code}']['why']})" if f"{e} {code}" in slow else code
-               for e, code in unchecked]
+        why = [f"{_short(code)} ({slow[f'{e} {code}']['why']})" if f"{e} {code}" in slow
+               else _short(code) for e, code in unchecked]
         text += f"; {_versions(unchecked, versions)} not rerun: " + ", ".join(why)
     return text + "."
 
@@ -409,6 +417,12 @@ def _outcome(entry: dict[str, Any]) -> str:
     if entry["status"] in AGREES:
         return entry["status"]
     return PROCESSOR if entry.get("own_code", {}).get("status") in AGREES else "differs"
+
+
+def _short(code: str) -> str:
+    """A version as a reader can scan it: 'commit:<12 hex>[-dirty]', fingerprints as they are."""
+    kind, _, name = code.partition(":")
+    return f"{kind}:{name[:12]}{'-dirty' * name.endswith('-dirty')}" if kind == "commit" else code
 
 
 def _versions(keys: Sequence[tuple[str, str]], records_per_version: dict[Any, int]) -> str:
@@ -436,11 +450,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.per_version:
         max_seconds = args.max_seconds or 900.0
         chosen, skipped = by_version(committed(float("inf")), max_seconds)
-        chosen = [(path, record) for path, record in chosen if not _settled(path, record)]
+        settled = [(path, record) for path, record in chosen if _settled(path, record)]
+        chosen = [item for item in chosen if item not in settled]
         kinds = {(r["experiment"], version(r), r["config"].get("method")) for _, r in chosen}
         print(f"rerunning the cheapest run of each of {len(kinds)} earlier run-code versions "
-              f"and methods ({len(chosen)} records); left out: {len(skipped)} versions "
-              f"(GPU runs, and runs of {max_seconds:g} s or more)", flush=True)
+              f"and methods ({len(chosen)} records; {len(settled)} more are in the report "
+              f"already); left out: {len(skipped)} versions (GPU runs, and runs of "
+              f"{max_seconds:g} s or more)", flush=True)
     else:
         max_seconds = args.max_seconds or 60.0
         chosen = committed(max_seconds)[: args.limit]
