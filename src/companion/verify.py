@@ -340,6 +340,9 @@ def write_report(outcomes: Sequence[tuple[Path, dict, str, list[str], dict | Non
             "rerun_code": code_fingerprint(experiment), "rerun_commit": git_commit(),
             "rerun_on": cpu_description(), "rerun_date": today,
             **({"own_code": own_code} if own_code else {})}
+    rerun = {f"{e['experiment']} {e['version']}" for e in reruns.values()
+             if e["rerun_code"] == code_fingerprint(e["experiment"])}
+    not_rerun = {key: entry for key, entry in not_rerun.items() if key not in rerun}
     for (experiment, code), why in skipped.items():
         not_rerun[f"{experiment} {code}"] = {"why": why, "checked_by": code_fingerprint(experiment)}
     records.write_json_atomic(path, {"about": REPORT_ABOUT, "reruns": reruns,
