@@ -155,7 +155,7 @@ def _fingerprint_at(commit: str, experiment: str, version: int) -> str | None:
 
 
 @cache
-def _commit_of_fingerprint(base: str, fingerprint: str, experiment: str, version: int = 1
+def _commit_of_fingerprint(base: str, fingerprint: str, experiment: str, version: int
                            ) -> str | None:
     """The commit, `base` or one after it on the way to HEAD, whose fingerprint of `version`
     is `fingerprint`: the commit that holds the run code of a record made on an uncommitted

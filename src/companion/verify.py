@@ -163,12 +163,13 @@ def version(record: dict[str, Any]) -> str:
     return f"commit:{record.get('git_commit') or 'unknown'}"
 
 
-def _run_key(record: dict[str, Any]) -> Any:
+def _run_key(record: dict[str, Any]) -> tuple[str, str]:
     """Records with the same key are one run (class-lr cutoffs train together)."""
-    if record["experiment"].startswith("class-lr-uci"):
+    experiment = record["experiment"]
+    if experiment.startswith("class-lr-uci"):
         from companion.class_lr.experiment import UCIRunConfig, group_key
-        return records.config_hash(group_key(UCIRunConfig(**record["config"])))
-    return records.config_hash(record["config"])
+        return experiment, records.config_hash(group_key(UCIRunConfig(**record["config"])))
+    return experiment, records.config_hash(record["config"])
 
 
 def by_version(found: Sequence[tuple[Path, dict]], max_seconds: float
@@ -282,8 +283,7 @@ def verify_runs(paths_and_records: Sequence[tuple[Path, dict]]
     as JSON reads it back) of each of its records."""
     groups: dict[Any, list[tuple[Path, dict]]] = {}
     for path, record in paths_and_records:
-        key = _run_key(record) if record["experiment"].startswith("class-lr-uci") else path
-        groups.setdefault(key, []).append((path, record))
+        groups.setdefault(_run_key(record), []).append((path, record))
     for members in groups.values():
         fresh = rerun([record for _, record in members])
         yield [(path, record, json.loads(json.dumps(new)))
@@ -317,8 +317,7 @@ def own_code_status(run: Sequence[tuple[Path, dict, dict]], commit: str | None
         own = rerun_with_code(commit, [record for _, record, _ in run])
     except (RuntimeError, subprocess.CalledProcessError) as error:
         return {"commit": commit, "why": str(error)}
-    statuses = [verdict(json.loads(json.dumps(old)), fresh)[0]
-                for old, (_, _, fresh) in zip(own, run)]
+    statuses = [verdict(old, fresh)[0] for old, (_, _, fresh) in zip(own, run)]
     order = (*AGREES, "differs")
     return {"commit": commit, "status": max(statuses, key=order.index)}
 
@@ -329,7 +328,7 @@ def write_report(outcomes: Sequence[tuple[Path, dict, str, list[str], dict | Non
     None) and the versions left out into the report at `path`: one entry per rerun record,
     keyed by its file under `results/`, naming the code that reran it, so that a later change
     of the run code makes the entry stale instead of wrong."""
-    report = json.loads(path.read_text()) if path.is_file() else {}
+    report = read_report(path)
     reruns, not_rerun = report.get("reruns", {}), report.get("not_rerun", {})
     today = time.strftime("%Y-%m-%d")
     for file, record, status, found, own_code in outcomes:
@@ -340,8 +339,7 @@ def write_report(outcomes: Sequence[tuple[Path, dict, str, list[str], dict | Non
             "rerun_code": code_fingerprint(experiment), "rerun_commit": git_commit(),
             "rerun_on": cpu_description(), "rerun_date": today,
             **({"own_code": own_code} if own_code else {})}
-    rerun = {f"{e['experiment']} {e['version']}" for e in reruns.values()
-             if e["rerun_code"] == code_fingerprint(e["experiment"])}
+    rerun = {f"{e['experiment']} {e['version']}" for e in reruns.values() if _current(e)}
     not_rerun = {key: entry for key, entry in not_rerun.items() if key not in rerun}
     for (experiment, code), why in skipped.items():
         not_rerun[f"{experiment} {code}"] = {"why": why, "checked_by": code_fingerprint(experiment)}
@@ -354,6 +352,16 @@ def _headline(found: Sequence[str], most: int = 6) -> list[str]:
     predictions, divergence) before those inside its history and traces."""
     top = [line for line in found if not any(c in line.split(":")[0] for c in ".[")]
     return [*top, *(line for line in found if line not in top)][:most]
+
+
+def read_report(path: Path = VERIFICATION) -> dict[str, Any]:
+    """The report at `path` ({} when there is none yet)."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _current(entry: dict[str, Any]) -> bool:
+    """Whether a report entry was rerun by this checkout's run code (else it is stale)."""
+    return entry["rerun_code"] == code_fingerprint(entry["experiment"])
 
 
 REPORT_ABOUT = ("Written by `python -m companion.verify --per-version`: committed records of "
@@ -372,10 +380,10 @@ def summary(found: Sequence[dict[str, Any]], path: Path | None = None) -> str | 
     for record in other:
         key = (record["experiment"], version(record))
         versions[key] = versions.get(key, 0) + 1
-    report = json.loads(path.read_text()) if path.is_file() else {}
+    report = read_report(path)
     statuses: dict[tuple[str, str], list[str]] = {}
     for entry in report.get("reruns", {}).values():
-        if entry["rerun_code"] == code_fingerprint(entry["experiment"]):  # else: stale
+        if _current(entry):
             statuses.setdefault((entry["experiment"], entry["version"]), []).append(
                 _outcome(entry))
     agree = [k for k in versions if k in statuses and "differs" not in statuses[k]]
@@ -401,14 +409,13 @@ def summary(found: Sequence[dict[str, Any]], path: Path | None = None) -> str | 
     return text + "."
 
 
-def _settled(path: Path, record: dict[str, Any], report: Path = VERIFICATION) -> bool:
-    """Whether the report already holds this record's rerun by this code, with its own
-    code's rerun where it differed: a repeated `--per-version` resumes instead of redoing."""
-    reruns = json.loads(report.read_text()).get("reruns", {}) if report.is_file() else {}
-    entry = reruns.get(path.relative_to(report.parent).as_posix()) if path.is_relative_to(
-        report.parent) else None
-    return bool(entry and entry["rerun_code"] == code_fingerprint(record["experiment"])
-                and (entry["status"] in AGREES or "own_code" in entry))
+def _settled(path: Path, reruns: dict[str, Any], folder: Path = VERIFICATION.parent) -> bool:
+    """Whether the report's `reruns` (entries keyed by file under `folder`) already hold this
+    record's rerun by this code, with its own code's rerun where it differed: a repeated
+    `--per-version` resumes instead of redoing."""
+    entry = reruns.get(path.relative_to(folder).as_posix()) if path.is_relative_to(
+        folder) else None
+    return bool(entry and _current(entry) and (entry["status"] in AGREES or "own_code" in entry))
 
 
 PROCESSOR = "differ by the processor only (their own code reruns here as this code does)"
@@ -450,10 +457,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)  # float sums can depend on the thread count
     skipped: dict[tuple[str, str], str] = {}
+    every: list[tuple[Path, dict]] = []
     if args.per_version:
         max_seconds = args.max_seconds or 900.0
-        chosen, skipped = by_version(committed(float("inf")), max_seconds)
-        settled = [(path, record) for path, record in chosen if _settled(path, record)]
+        every = committed(float("inf"))
+        chosen, skipped = by_version(every, max_seconds)
+        reruns = read_report().get("reruns", {})
+        settled = [(path, record) for path, record in chosen if _settled(path, reruns)]
         chosen = [item for item in chosen if item not in settled]
         kinds = {(r["experiment"], version(r), r["config"].get("method")) for _, r in chosen}
         print(f"rerunning the cheapest run of each of {len(kinds)} earlier run-code versions "
@@ -468,14 +478,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"this processor: {cpu_description()}", flush=True)
     counts = dict.fromkeys((*AGREES, "differs"), 0)
     outcomes = []
-    every = [record for _, record in committed(float("inf"))] if args.per_version else []
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["COMPANION_RESULTS_DIR"] = scratch  # checkpoints of CIFAR reruns go here
         for run in verify_runs(chosen):  # grouped by run, not in `chosen` order
             verdicts = [verdict(record, fresh) for _, record, fresh in run]
             own = None
             if args.per_version and any(status == "differs" for status, _ in verdicts):
-                own = own_code_status(run, own_code_commit(run[0][1], every))
+                own = own_code_status(run, own_code_commit(run[0][1],
+                                                           [r for _, r in every]))
             for (path, record, _), (status, found) in zip(run, verdicts):
                 counts[status] += 1
                 outcomes.append((path, record, status, found, own))
