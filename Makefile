@@ -39,12 +39,23 @@ all: notebooks paper-notebooks scorecard site
 
 install: $(VENV)/.installed
 
+# What the runs and notebooks import, checked once after the install: a CI run once found
+# matplotlib unpacked without its compiled module, and every test module failed to import.
+IMPORT_CHECK := import matplotlib.pyplot, numpy, pandas, scipy.stats, sklearn.ensemble, statsmodels.api, torch
+COMPILED_PACKAGES := matplotlib contourpy kiwisolver pillow numpy pandas scipy scikit-learn statsmodels
+# The same versions again (name==version from their metadata, which a broken unpack keeps).
+PINNED_COMPILED := from importlib.metadata import version; print(*(f"{name}=={version(name)}" for name in "$(COMPILED_PACKAGES)".split()))
+
 # torch first and pinned: the local CPU wheel, never a CUDA build pulled in by another package.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e .
+	@$(BIN)/python -c '$(IMPORT_CHECK)' || { \
+	  echo "A compiled package did not import (a partly unpacked wheel?): reinstalling them"; \
+	  $(BIN)/pip install --quiet --force-reinstall --no-deps --no-cache-dir $$($(BIN)/python -c '$(PINNED_COMPILED)'); \
+	  $(BIN)/python -c '$(IMPORT_CHECK)'; }
 	touch $@
 
 data: install
