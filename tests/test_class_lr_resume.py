@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from companion import checkpoints
-from companion.class_lr import experiment
+from companion.class_lr import experiment, sweep
 
 # Fields that say how a record was made, not what it found.
 HOW_MADE = ("wall_time_s", "resumed_at_epochs")
@@ -58,8 +57,7 @@ def results(tmp_path, monkeypatch):
 def test_killed_cutoff_group_resumes_to_the_same_records(results, monkeypatch, kill_at):
     configs = _cutoff_configs()
     uninterrupted = experiment.run_cutoffs(configs, save_every_s=None)
-    saved = checkpoints.beside(experiment.records.record_path(
-        experiment.record_folder(configs[0]), configs[0]))
+    saved = experiment.state_path(configs)
 
     _kill_after_save(monkeypatch, kill_at)
     with pytest.raises(Killed):
@@ -117,8 +115,7 @@ def test_a_state_of_other_code_or_a_broken_file_is_refused(results, monkeypatch)
         experiment.run_cutoffs(configs, save_every_s=0)
     monkeypatch.undo()
     monkeypatch.setenv("COMPANION_RESULTS_DIR", str(results))
-    saved = checkpoints.beside(experiment.records.record_path(
-        experiment.record_folder(configs[0]), configs[0]))
+    saved = experiment.state_path(configs)
 
     state = torch.load(saved, weights_only=True)
     state["settings"]["code_fingerprint"] = "0" * 16
@@ -137,3 +134,16 @@ def test_short_runs_write_no_state(results):
     config = experiment.make_config("car", "tanh", profile="smoke")
     experiment.run(config)  # the default: a save every SAVE_EVERY_S seconds at most
     assert not list(results.rglob("*.checkpoint.pt*"))
+
+
+def test_the_missing_table_says_where_a_saved_group_stands(results, monkeypatch):
+    configs = _cutoff_configs()
+    assert sweep.missing(configs)["saved state"].tolist() == [""]
+    _kill_after_save(monkeypatch, 3)  # the first SGD epoch after cutoff 2: epoch 3
+    with pytest.raises(Killed):
+        experiment.run_cutoffs(configs, save_every_s=0)
+    table = sweep.missing(configs)
+    assert table["saved state"].tolist() == ["selu class_lr: epoch 3, cutoff 2 (alpha_mu 1e+05)"]
+    saved = experiment.state_path(configs)
+    saved.write_bytes(b"torn")
+    assert "unreadable" in sweep.missing(configs)["saved state"][0]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -222,6 +223,13 @@ def group_key(config: UCIRunConfig) -> UCIRunConfig:
     return replace(config, cutoff=None)
 
 
+def state_path(configs: Sequence[UCIRunConfig]) -> Path:
+    """Where a run group saves its state: beside the record of its first config (`run_group`
+    and `run_cutoffs` sort class-lr configs by cutoff), `<hash>.checkpoint.pt`."""
+    first = min(configs, key=lambda c: c.cutoff or 0)
+    return checkpoints.beside(records.record_path(record_folder(first), first))
+
+
 class Resumable:
     """The saved progress of a run group, beside the record of its first config.
 
@@ -233,8 +241,7 @@ class Resumable:
 
     def __init__(self, configs: Sequence[UCIRunConfig], save_every_s: float | None,
                  progress: dict[str, Any]) -> None:
-        self.path = checkpoints.beside(records.record_path(record_folder(configs[0]),
-                                                           configs[0]))
+        self.path = state_path(configs)
         self.settings = {"configs": [records.config_dict(c) for c in configs],
                          "code_fingerprint": provenance.code_fingerprint(EXPERIMENT)}
         self.save_every_s, self.last_save = save_every_s, time.perf_counter()
