@@ -126,6 +126,8 @@ def test_a_state_of_other_code_or_a_broken_file_is_refused(results, monkeypatch)
     saved.write_bytes(b"half a file")
     with pytest.raises(RuntimeError, match="delete it"):
         experiment.run_cutoffs(configs, save_every_s=0)
+    experiment.run_cutoffs(configs, save_every_s=None)  # does not save: leaves it alone
+    assert saved.read_bytes() == b"half a file"
     saved.unlink()
     assert len(experiment.run_cutoffs(configs, save_every_s=0)) == 2
 

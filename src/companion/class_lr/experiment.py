@@ -277,7 +277,10 @@ class Resumable:
         return {"resumed_at_epochs": list(resumed)} if resumed else {}
 
     def finish(self) -> None:
-        self.path.unlink(missing_ok=True)
+        """The records are made: the state is of no more use (a run that does not save leaves
+        alone a file that another, saving, process may be using)."""
+        if self.save_every_s is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def run_group(configs: Sequence[UCIRunConfig], device: str | None = "cpu",
