@@ -50,7 +50,7 @@ AGREES = ("identical", "same results", "same outcome")
 PROVENANCE = frozenset({"wall_time_s", "git_commit", "torch_version", "python_version",
                         "torch_threads", "device", "platform", "cpu", "numpy_version",
                         "schema_version", "code_fingerprint", "code_fingerprint_version",
-                        records.DIGEST_FIELD, "resumed_after_epoch",
+                        records.DIGEST_FIELD, "resumed_after_epoch", "resumed_at_epochs",
                         "multiplier_mib", "seconds"})
 
 
