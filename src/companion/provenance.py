@@ -48,7 +48,7 @@ def record_provenance(experiment: str, device: str = "cpu") -> dict[str, Any]:
 
     return {"git_commit": git_commit(), "code_fingerprint": code_fingerprint(experiment),
             "code_fingerprint_version": FINGERPRINT_VERSION,
-            "torch_version": torch.__version__, "numpy_version": numpy.__version__,
+            "torch_version": str(torch.__version__), "numpy_version": numpy.__version__,
             "python_version": platform.python_version(),
             "torch_threads": torch.get_num_threads(), "device": device,
             "platform": platform.platform(), "cpu": cpu_description()}

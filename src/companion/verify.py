@@ -50,7 +50,7 @@ AGREES = ("identical", "same results", "same outcome")
 PROVENANCE = frozenset({"wall_time_s", "git_commit", "torch_version", "python_version",
                         "torch_threads", "device", "platform", "cpu", "numpy_version",
                         "schema_version", "code_fingerprint", "code_fingerprint_version",
-                        records.DIGEST_FIELD, "resumed_after_epoch",
+                        records.DIGEST_FIELD, "resumed_after_epoch", "resumed_at_epochs",
                         "multiplier_mib", "seconds"})
 
 
@@ -477,7 +477,6 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(recorded wall time < {max_seconds:g} s)", flush=True)
     print(f"this processor: {cpu_description()}", flush=True)
     counts = dict.fromkeys((*AGREES, "differs"), 0)
-    outcomes = []
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["COMPANION_RESULTS_DIR"] = scratch  # checkpoints of CIFAR reruns go here
         for run in verify_runs(chosen):  # grouped by run, not in `chosen` order
@@ -486,9 +485,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.per_version and any(status == "differs" for status, _ in verdicts):
                 own = own_code_status(run, own_code_commit(run[0][1],
                                                            [r for _, r in every]))
-            for (path, record, _), (status, found) in zip(run, verdicts):
+            done = [(path, record, status, found, own)
+                    for (path, record, _), (status, found) in zip(run, verdicts)]
+            if args.per_version:  # after every run: a killed verification keeps what it did
+                write_report(done, skipped)
+            for path, record, status, found, _ in done:
                 counts[status] += 1
-                outcomes.append((path, record, status, found, own))
                 name = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
                 made = record.get("cpu", "processor not recorded")
                 detail = f": {'; '.join(found[:4])} (recorded on: {made})" if found else ""
@@ -498,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{own.get('status') or own['why']}", flush=True)
     print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" of {len(chosen)}")
     if args.per_version:
-        write_report(outcomes, skipped)
+        write_report([], skipped)  # the versions left out, also when nothing was rerun
         print(f"written: {VERIFICATION.relative_to(REPO_ROOT)}")
     return 0
 

@@ -4,6 +4,12 @@ Protocol (section 4 of the paper): the Table 1 architecture of the data set, pla
 learning rate 0.01, 100 epochs, no early stopping, cross-entropy; the test accuracy after the
 last epoch is the result.
 
+A long run saves its state beside its record every `SAVE_EVERY_S` seconds, at the end of an
+epoch (`companion.checkpoints`), and a run of the same configs by the same run code resumes from
+it: a sweep killed after hours (a session's end, a pre-empted cluster job) loses minutes, and
+the record equals that of an uninterrupted run except for `wall_time_s` (the time of the
+segments that counted) and `resumed_at_epochs`.
+
 Batch size (the paper does not give one): 32. A small batch keeps the number of SGD steps at
 lr 0.01 large enough on the small data sets (car's 735 training rows make 23 steps an epoch);
 larger batches need a larger learning rate, which the paper rules out. It is a config field.
@@ -12,13 +18,14 @@ larger batches need a larger learning rate, which the paper rules out. It is a c
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from companion import provenance, records, validation
+from companion import checkpoints, provenance, records, validation
 from companion.class_lr.convergence import non_convergence
 from companion.class_lr.registry import ACTIVATIONS, METHODS, architecture
 from companion.class_lr.training import Training, build_model, predict, specialization
@@ -83,6 +90,9 @@ CUTOFFS = {"smoke": (1,), "quick": (1, 2, 3), "paper": (10, 20, 30)}
 # The paper's alpha_mu: 1e5 for SELU and tanh, 1e4 for ReLU, divided by 10 when a run diverges.
 ALPHA_MU = {"selu": 1e5, "tanh": 1e5, "relu": 1e4}
 MAX_ALPHA_RETRIES = 3
+# How often a run saves its state to resume from (seconds, at the end of an epoch): runs shorter
+# than this never write one; chess-krvk's 1-5 hour groups lose at most this much when killed.
+SAVE_EVERY_S = 300.0
 # The protocol settled by the study (notebooks/class_lr/protocol_findings.ipynb): the class
 # part of the batch gradient, squared, as Eq. 6's statistic; a collapse driven by grown
 # multipliers counts as non-convergence; He initialisation for ReLU nets. PRE_STUDY undoes it
@@ -213,15 +223,77 @@ def group_key(config: UCIRunConfig) -> UCIRunConfig:
     return replace(config, cutoff=None)
 
 
-def run_group(configs: Sequence[UCIRunConfig], device: str | None = "cpu"
-              ) -> list[dict[str, Any]]:
-    """Records of configs sharing one `group_key`, in the order given (`device`: see `run`)."""
+def state_path(configs: Sequence[UCIRunConfig]) -> Path:
+    """Where a run group saves its state: beside the record of its first config (`run_group`
+    and `run_cutoffs` sort class-lr configs by cutoff), `<hash>.checkpoint.pt`."""
+    first = min(configs, key=lambda c: c.cutoff or 0)
+    return checkpoints.beside(records.record_path(record_folder(first), first))
+
+
+class Resumable:
+    """The saved progress of a run group, beside the record of its first config.
+
+    `progress` is what the caller's loop needs to pick up where it stopped (plain data);
+    `offer` is `Training.on_epoch_end`: every `save_every_s` seconds (None: never) it saves the
+    progress with the training state, atomically. The file holds the configs and the run
+    code's fingerprint: other configs or other code refuse it (delete it to start afresh).
+    """
+
+    def __init__(self, configs: Sequence[UCIRunConfig], save_every_s: float | None,
+                 progress: dict[str, Any]) -> None:
+        self.path = state_path(configs)
+        self.settings = {"configs": [records.config_dict(c) for c in configs],
+                         "code_fingerprint": provenance.code_fingerprint(EXPERIMENT)}
+        self.save_every_s, self.last_save = save_every_s, time.perf_counter()
+        self.saved = None if save_every_s is None else checkpoints.load(
+            self.path, "cpu", self.settings)
+        self.progress = progress if self.saved is None else self.saved["progress"]
+        self.started = time.perf_counter() - self.progress.get("elapsed", 0.0)
+
+    def resume(self, training: Training) -> None:
+        """Put `training` where the saved state left it (once), and let it save from now on."""
+        if self.saved is not None:
+            training.restore(self.saved["training"])
+            self.progress["resumed_at_epochs"].append(training.epoch)
+            self.saved = None
+        training.on_epoch_end = self.offer
+
+    def new_segment(self) -> None:
+        """The next record's clock and resume log start now."""
+        self.started = time.perf_counter()
+        self.progress["resumed_at_epochs"] = []
+
+    def offer(self, state: Callable[[], dict[str, Any]]) -> None:
+        if self.save_every_s is None or time.perf_counter() - self.last_save < self.save_every_s:
+            return
+        self.progress["elapsed"] = time.perf_counter() - self.started
+        checkpoints.save({"settings": self.settings, "progress": self.progress,
+                          "training": state()}, self.path)
+        self.last_save = time.perf_counter()
+
+    def segment_fields(self) -> dict[str, Any]:
+        """Record fields of the segment ending now: its resumes, when there were any."""
+        resumed = self.progress["resumed_at_epochs"]
+        return {"resumed_at_epochs": list(resumed)} if resumed else {}
+
+    def finish(self) -> None:
+        """The records are made: the state is of no more use (a run that does not save leaves
+        alone a file that another, saving, process may be using)."""
+        if self.save_every_s is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def run_group(configs: Sequence[UCIRunConfig], device: str | None = "cpu",
+              save_every_s: float | None = SAVE_EVERY_S) -> list[dict[str, Any]]:
+    """Records of configs sharing one `group_key`, in the order given (`device`: see `run`;
+    `save_every_s`: see `Resumable`)."""
     if configs[0].method == "class_lr":
-        return run_cutoffs(configs, device)
-    return [run(config, device) for config in configs]
+        return run_cutoffs(configs, device, save_every_s)
+    return [run(config, device, save_every_s) for config in configs]
 
 
-def run(config: UCIRunConfig, device: str | None = "cpu") -> dict[str, Any]:
+def run(config: UCIRunConfig, device: str | None = "cpu",
+        save_every_s: float | None = SAVE_EVERY_S) -> dict[str, Any]:
     """Train and evaluate one config; return its record (see `records`).
 
     `device` ("cpu", the default; "cuda", "cuda:1", "mps", or "auto"/None for the best there
@@ -232,15 +304,18 @@ def run(config: UCIRunConfig, device: str | None = "cpu") -> dict[str, Any]:
     GPU the class-lr step runs in torch ops (`optimizer.ClassLR`, backend "torch").
     """
     if config.method == "class_lr":
-        return run_cutoffs([config], device)[0]
-    started = time.perf_counter()
+        return run_cutoffs([config], device, save_every_s)[0]
+    saver = Resumable([config], save_every_s, {"resumed_at_epochs": []})
     training = Training(config, resolve_device(device))
+    saver.resume(training)
     training.train_sgd(config.epochs)
-    return make_record(training, config, started)
+    record = make_record(training, config, saver.started, **saver.segment_fields())
+    saver.finish()
+    return record
 
 
-def run_cutoffs(configs: Sequence[UCIRunConfig], device: str | None = "cpu"
-                ) -> list[dict[str, Any]]:
+def run_cutoffs(configs: Sequence[UCIRunConfig], device: str | None = "cpu",
+                save_every_s: float | None = SAVE_EVERY_S) -> list[dict[str, Any]]:
     """Class-lr runs that differ only in their cutoff, sharing the epochs before each cutoff.
 
     Train with class-based rates to the first cutoff, branch off a copy that finishes with
@@ -248,7 +323,8 @@ def run_cutoffs(configs: Sequence[UCIRunConfig], device: str | None = "cpu"
     scratch. A cutoff whose run did not converge (`convergence.non_convergence` under the
     config's `divergence_rule`) is retried with alpha_mu / 10 (the paper's rule), up to
     `alpha_retries` times (default MAX_ALPHA_RETRIES); the record keeps the alpha_mu that was
-    used and, in `attempts`, every alpha_mu tried with the reason it was rejected.
+    used and, in `attempts`, every alpha_mu tried with the reason it was rejected. The loop's
+    state lives in `saver.progress`, so that a resumed group re-enters it where it stopped.
     """
     given = list(configs)
     configs = sorted(given, key=lambda c: c.cutoff or 0)
@@ -258,26 +334,40 @@ def run_cutoffs(configs: Sequence[UCIRunConfig], device: str | None = "cpu"
     first = configs[0]
     retries = MAX_ALPHA_RETRIES if first.alpha_retries is None else first.alpha_retries
     rule = first.divergence_rule or "nonfinite"
-    results: dict[int, dict[str, Any]] = {}
-    rejected: dict[int, list[dict[str, Any]]] = {c.cutoff: [] for c in configs}
-    pending, alpha_mu, attempt = list(configs), first.alpha_mu, 0
-    while pending and attempt <= retries:
-        started = time.perf_counter()
-        training, failed = Training(pending[0], resolve_device(device)), []
-        for config in pending:
-            optimizer = training.train_class_lr(config.cutoff, alpha_mu)
-            branch = training.checkpoint()
+    by_cutoff = {c.cutoff: c for c in configs}
+    saver = Resumable(configs, save_every_s, {
+        "attempt": 0, "alpha_mu": first.alpha_mu, "pending": [c.cutoff for c in configs],
+        "position": 0, "failed": [], "results": {}, "resumed_at_epochs": [],
+        "rejected": {c.cutoff: [] for c in configs},
+        "branch": None, "multiplier_mib": None})  # branch: the state at the cutoff, in SGD
+    progress = saver.progress
+    while progress["pending"] and progress["attempt"] <= retries:
+        pending = [by_cutoff[cutoff] for cutoff in progress["pending"]]
+        training = Training(pending[0], resolve_device(device))
+        saver.resume(training)
+        for position in range(progress["position"], len(pending)):
+            config, alpha_mu = pending[position], progress["alpha_mu"]
+            progress["position"] = position
+            if progress["branch"] is None:  # not yet past this cutoff's class-lr epochs
+                optimizer = training.train_class_lr(config.cutoff, alpha_mu)
+                progress["multiplier_mib"] = round(optimizer.multiplier_bytes / 2**20, 3)
+                progress["branch"] = training.checkpoint()
             training.train_sgd(config.epochs)
-            record = make_record(training, config, started, alpha_mu_used=alpha_mu,
-                                 multiplier_mib=round(optimizer.multiplier_bytes / 2**20, 3),
-                                 attempts=list(rejected[config.cutoff]))
+            record = make_record(training, config, saver.started, alpha_mu_used=alpha_mu,
+                                 multiplier_mib=progress["multiplier_mib"],
+                                 attempts=list(progress["rejected"][config.cutoff]),
+                                 **saver.segment_fields())
             reason = non_convergence(record, rule)
             record["non_convergence"] = reason
             if reason is not None:
-                failed.append(config)
-                rejected[config.cutoff].append({"alpha_mu": alpha_mu, "reason": reason})
-            results[config.cutoff] = record
-            training.restore(branch)
-            started = time.perf_counter()
-        pending, alpha_mu, attempt = failed, alpha_mu / 10, attempt + 1
-    return [results[c.cutoff] for c in given]
+                progress["failed"].append(config.cutoff)
+                progress["rejected"][config.cutoff].append(
+                    {"alpha_mu": alpha_mu, "reason": reason})
+            progress["results"][config.cutoff] = record
+            training.restore(progress["branch"])
+            progress["branch"] = None
+            saver.new_segment()
+        progress.update(pending=progress["failed"], failed=[], position=0,
+                        alpha_mu=progress["alpha_mu"] / 10, attempt=progress["attempt"] + 1)
+    saver.finish()
+    return [progress["results"][c.cutoff] for c in given]

@@ -161,23 +161,58 @@ def recorded(grid: list[experiment.UCIRunConfig], pre_study: bool = True
 def missing(grid: list[experiment.UCIRunConfig]) -> pd.DataFrame:
     """What of the grid has no usable record yet, per data set and seed: the configs, their
     training compute (TFLOP: 6 flops per weight per sample per epoch, `training_cost`; a
-    class-lr epoch costs 1.5-2 times a plain one on a CPU, retries more) and their estimated
-    CPU-hours (`budget.class_lr_hours`, one thread each). Runs nothing."""
+    class-lr epoch costs 1.5-2 times a plain one on a CPU, retries more), their estimated
+    CPU-hours (`budget.class_lr_hours`, one thread each; work done in saved states not
+    subtracted) and the saved state a killed group resumes from (`saved_progress`). Runs
+    nothing."""
     name = experiment_name(grid)
     rows: dict[tuple[str, int], dict[str, Any]] = {}
+    groups: dict[experiment.UCIRunConfig, list[experiment.UCIRunConfig]] = {}
     for config in grid:
         if records.usable(records.record_path(name, config), config) is not None:
             continue
         row = rows.setdefault((config.dataset, config.seed), {
             "dataset": config.dataset, "seed": config.seed, "configs": 0, "class-lr": 0,
-            "TFLOP": 0.0})
+            "TFLOP": 0.0, "saved state": []})
         row["configs"] += 1
         row["class-lr"] += config.method == "class_lr"
         row["TFLOP"] += training_cost(config.dataset, config.profile)
+        groups.setdefault(experiment.group_key(config), []).append(config)
+    for key, configs in groups.items():
+        progress = saved_progress(configs)
+        if progress is not None:
+            rows[key.dataset, key.seed]["saved state"].append(
+                f"{key.activation} {key.method}: {progress}")
     columns = ["dataset", "seed", "configs", "class-lr", "TFLOP"]
-    frame = pd.DataFrame(list(rows.values()), columns=columns)
+    frame = pd.DataFrame(list(rows.values()), columns=[*columns, "saved state"])
     frame["CPU-hours"] = budget.class_lr_hours(frame["configs"], frame["TFLOP"])
-    return frame.sort_values(["dataset", "seed"], ignore_index=True)
+    frame["saved state"] = frame["saved state"].map("; ".join)
+    return frame[[*columns, "CPU-hours", "saved state"]].sort_values(
+        ["dataset", "seed"], ignore_index=True)
+
+
+def saved_progress(configs: list[experiment.UCIRunConfig]) -> str | None:
+    """How far the saved state of a killed run group got (`experiment.Resumable`), e.g.
+    'epoch 14, cutoff 20 (alpha_mu 1e+05)'; None without one. Reads only the small fields."""
+    import torch
+
+    from companion import provenance
+
+    path = experiment.state_path(configs)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        progress, settings = state["progress"], state["settings"]
+        epoch = len(state["training"]["history"]["train_loss"])
+    except Exception as error:  # noqa: BLE001 - any broken file is reported alike
+        return f"unreadable ({type(error).__name__}): delete {path}"
+    if settings["code_fingerprint"] != provenance.code_fingerprint(experiment.EXPERIMENT):
+        return f"made by other run code: delete {path}"
+    if configs[0].method != "class_lr":
+        return f"epoch {epoch}"
+    cutoff = progress["pending"][progress["position"]]
+    return f"epoch {epoch}, cutoff {cutoff} (alpha_mu {progress['alpha_mu']:.0e})"
 
 
 def experiment_name(grid: list[experiment.UCIRunConfig]) -> str:
@@ -217,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     grid = configs(names, args.activations, args.methods, args.seeds, profile)
     if args.missing:
         table = missing(grid)
+        if not table["saved state"].any():
+            table = table.drop(columns="saved state")
         print(table.round(2).to_string(index=False) if len(table) else "nothing missing")
         print(f"{int(table['configs'].sum())} of {len(grid)} configs missing, "
               f"{table['TFLOP'].sum():.1f} TFLOP of training, about "

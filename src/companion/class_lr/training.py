@@ -1,6 +1,7 @@
 """Training of one UCI run of the class-lr paper, an epoch at a time (`Training`): plain SGD
 and class-based learning rates, with checkpoints that let the class-lr cutoffs branch from one
-shared prefix. The config and the record are `experiment`.
+shared prefix and let a killed run resume after its last complete epoch (`on_epoch_end`). The
+config and the record are `experiment`.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ class Training:
         self.initial_train_loss = _mean_loss(self.model, self.x_train, self.y_train)
         self.first_nonfinite: dict[str, int] | None = None  # where the loss first overflowed
         self.multiplier_trace: list[dict[str, Any]] = []  # class-lr: mu before every reset
+        # Called after every complete epoch with a function that returns the state to save
+        # (`checkpoint()` as a resumed run needs it); the caller decides whether to call it.
+        self.on_epoch_end: Callable[[Callable[[], dict[str, Any]]], None] | None = None
 
     @property
     def epoch(self) -> int:
@@ -123,6 +127,7 @@ class Training:
 
         while self.epoch < until_epoch and not self.diverged:
             self.run_epoch(step)
+            self._epoch_done()
 
     def train_class_lr(
         self, until_epoch: int, alpha_mu: float, on_step: Callable[..., None] | None = None
@@ -163,16 +168,37 @@ class Training:
                 on_step(optimizer, self.epoch, index, n_batches)
             return loss.detach()
 
+        def closing_trace() -> list[dict[str, Any]]:
+            # A resumed class-lr phase starts with mu reset and logs nothing at its first
+            # step, so the state it resumes from carries the entry that step would have logged.
+            return [{"epoch": self.epoch, "half": 2, **optimizer.multiplier_summary()}]
+
         optimizer.attach()
         try:
             while self.epoch < until_epoch and not self.diverged:
                 self.run_epoch(step)
+                self._epoch_done(closing_trace)
             trace(-1)
         finally:
             optimizer.detach()
         return optimizer
 
+    def _epoch_done(self, closing_trace: Callable[[], list[dict[str, Any]]] | None = None
+                    ) -> None:
+        """Offer the state after a complete epoch to `on_epoch_end` (not after a divergence)."""
+        if self.on_epoch_end is None or self.diverged:
+            return
+
+        def state() -> dict[str, Any]:
+            saved = self.checkpoint()
+            if closing_trace is not None:
+                saved["multiplier_trace"] += closing_trace()
+            return saved
+
+        self.on_epoch_end(state)
+
     def checkpoint(self) -> dict[str, Any]:
+        """Everything a run's future depends on, copied (`restore` sets it back)."""
         return {
             "model": copy.deepcopy(self.model.state_dict()),
             "order": self.order.get_state(),

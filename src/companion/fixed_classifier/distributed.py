@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from companion.fixed_classifier import checkpoints
+from companion import checkpoints
 from companion.fixed_classifier.augment import normalize
 from companion.fixed_classifier.devices import autocast, maybe_compile, resolve_device
 from companion.fixed_classifier.training import (

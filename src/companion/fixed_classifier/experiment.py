@@ -47,9 +47,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from companion import provenance, records, validation
+from companion import checkpoints, provenance, records, validation
 from companion.data import cifar
-from companion.fixed_classifier import checkpoints
 from companion.fixed_classifier.augment import statistics_for
 from companion.fixed_classifier.devices import AUTO, autocast_name, describe, resolve_device
 from companion.fixed_classifier.layers import classifier_features, replace_classifier

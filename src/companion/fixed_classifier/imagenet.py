@@ -42,9 +42,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from companion import provenance, records
+from companion import checkpoints, provenance, records
 from companion.data import imagenet as folders
-from companion.fixed_classifier import checkpoints, distributed
+from companion.fixed_classifier import distributed
 from companion.fixed_classifier.devices import AUTO, autocast_name, describe
 from companion.fixed_classifier.experiment import CLASSIFIERS, EXPERIMENT, _finite
 from companion.fixed_classifier.layers import classifier_features

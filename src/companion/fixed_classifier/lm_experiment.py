@@ -37,10 +37,9 @@ from typing import Any
 
 import torch
 
-from companion import provenance, records
+from companion import checkpoints, provenance, records
 from companion.data import synthetic_text, wikitext
 from companion.data.sources import cache_dir
-from companion.fixed_classifier import checkpoints
 from companion.fixed_classifier.language_model import (
     LSTMLanguageModel,
     check_architecture,

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from companion import checkpoints
 from companion.data.wikitext import batchify, bptt_windows
-from companion.fixed_classifier import checkpoints
 from companion.fixed_classifier.language_model import LSTMLanguageModel, token_losses
 
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.fixed_classifier import checkpoints
+from companion import checkpoints
 from companion.fixed_classifier.augment import normalize, random_crop_flip, to_channels_first
 from companion.fixed_classifier.devices import autocast, maybe_compile
 from companion.fixed_classifier.layers import find_classifier

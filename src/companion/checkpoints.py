@@ -1,4 +1,5 @@
-"""Checkpoints of unfinished fixed-classifier runs (CIFAR, ImageNet, language model).
+"""Checkpoints of unfinished runs of both papers (class-lr UCI groups; CIFAR, ImageNet and
+language-model runs of the fixed classifier).
 
 A run keeps its state after every complete epoch in `<hash>.checkpoint.pt` beside its record
 (`beside`), written atomically (`save`: a kill mid-write leaves the old checkpoint) and read

@@ -1,0 +1,151 @@
+"""A class-lr run killed after it saved its state resumes to the record of an uninterrupted run.
+
+The kill is simulated by an exception raised right after the n-th save: whatever a real kill
+interrupts after that save is lost and redone, so the resumed run starts from exactly this state.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from companion.class_lr import experiment, sweep
+
+# Fields that say how a record was made, not what it found.
+HOW_MADE = ("wall_time_s", "resumed_at_epochs")
+
+
+class Killed(Exception):
+    pass
+
+
+def _kill_after_save(monkeypatch: pytest.MonkeyPatch, n: int) -> list[int]:
+    """Make the n-th save (1-based) of the next run raise `Killed` once it is written."""
+    saves: list[int] = []
+    offer = experiment.Resumable.offer
+
+    def offer_then_die(self: experiment.Resumable, state) -> None:  # noqa: ANN001
+        before = self.last_save
+        offer(self, state)
+        if self.last_save != before:  # it saved
+            saves.append(len(saves) + 1)
+            if len(saves) == n:
+                raise Killed
+
+    monkeypatch.setattr(experiment.Resumable, "offer", offer_then_die)
+    return saves
+
+
+def _what_it_found(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in HOW_MADE}
+
+
+def _cutoff_configs(**overrides) -> list[experiment.UCIRunConfig]:
+    # Two cutoffs of one group: class-lr epochs 1-2, SGD 3-6 (cutoff 2); class-lr 3-4, SGD 5-6.
+    return [experiment.make_config("car", "selu", "class_lr", profile="smoke", cutoff=cutoff,
+                                   epochs=6, **overrides) for cutoff in (2, 4)]
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPANION_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path / "results"
+
+
+# 10 saves in all: 1-2 class-lr of cutoff 2, 3-6 its SGD, 7-8 class-lr to cutoff 4, 9-10 its SGD.
+@pytest.mark.parametrize("kill_at", [1, 2, 3, 6, 7, 8, 9])
+def test_killed_cutoff_group_resumes_to_the_same_records(results, monkeypatch, kill_at):
+    configs = _cutoff_configs()
+    uninterrupted = experiment.run_cutoffs(configs, save_every_s=None)
+    saved = experiment.state_path(configs)
+
+    _kill_after_save(monkeypatch, kill_at)
+    with pytest.raises(Killed):
+        experiment.run_cutoffs(configs, save_every_s=0)
+    assert saved.is_file()
+    monkeypatch.undo()
+    monkeypatch.setenv("COMPANION_RESULTS_DIR", str(results))
+    resumed = experiment.run_cutoffs(configs, save_every_s=0)
+
+    assert [_what_it_found(r) for r in resumed] == [_what_it_found(r) for r in uninterrupted]
+    # the segment that was cut says at which epoch it went on
+    cut = 0 if kill_at <= 6 else 1
+    assert [("resumed_at_epochs" in r) for r in resumed] == [i == cut for i in range(2)]
+    assert "resumed_at_epochs" not in uninterrupted[0]
+    assert not saved.exists()  # removed once the records are made
+
+
+def test_killed_retry_resumes_with_the_retried_alpha(results, monkeypatch):
+    # alpha_mu 1e7 overflows on car; the retry at 1e6 trains to the end.
+    configs = [experiment.make_config("car", "selu", "class_lr", profile="smoke", cutoff=2,
+                                      epochs=4, alpha_mu=1e7, alpha_retries=1)]
+    uninterrupted = experiment.run_cutoffs(configs, save_every_s=None)
+    assert [a["alpha_mu"] for a in uninterrupted[0]["attempts"]] == [1e7]
+    assert uninterrupted[0]["alpha_mu_used"] == 1e6 and uninterrupted[0]["test_accuracy"]
+
+    saves = _kill_after_save(monkeypatch, 10**6)  # count the saves of a whole run first
+    experiment.run_cutoffs(configs, save_every_s=0)
+    assert saves, "the run saved nothing: nothing to resume from"
+    _kill_after_save(monkeypatch, len(saves))  # die at the last save, in the retry
+    with pytest.raises(Killed):
+        experiment.run_cutoffs(configs, save_every_s=0)
+    monkeypatch.undo()
+    monkeypatch.setenv("COMPANION_RESULTS_DIR", str(results))
+    resumed = experiment.run_cutoffs(configs, save_every_s=0)
+    assert _what_it_found(resumed[0]) == _what_it_found(uninterrupted[0])
+
+
+def test_killed_baseline_resumes_to_the_same_record(results, monkeypatch):
+    config = experiment.make_config("titanic", "relu", profile="smoke", epochs=5)
+    uninterrupted = experiment.run(config, save_every_s=None)
+    _kill_after_save(monkeypatch, 3)
+    with pytest.raises(Killed):
+        experiment.run(config, save_every_s=0)
+    monkeypatch.undo()
+    monkeypatch.setenv("COMPANION_RESULTS_DIR", str(results))
+    resumed = experiment.run(config, save_every_s=0)
+    assert _what_it_found(resumed) == _what_it_found(uninterrupted)
+    assert resumed["resumed_at_epochs"] == [3]
+
+
+def test_a_state_of_other_code_or_a_broken_file_is_refused(results, monkeypatch):
+    configs = _cutoff_configs()
+    _kill_after_save(monkeypatch, 1)
+    with pytest.raises(Killed):
+        experiment.run_cutoffs(configs, save_every_s=0)
+    monkeypatch.undo()
+    monkeypatch.setenv("COMPANION_RESULTS_DIR", str(results))
+    saved = experiment.state_path(configs)
+
+    state = torch.load(saved, weights_only=True)
+    state["settings"]["code_fingerprint"] = "0" * 16
+    torch.save(state, saved)
+    with pytest.raises(RuntimeError, match="delete it"):
+        experiment.run_cutoffs(configs, save_every_s=0)
+
+    saved.write_bytes(b"half a file")
+    with pytest.raises(RuntimeError, match="delete it"):
+        experiment.run_cutoffs(configs, save_every_s=0)
+    experiment.run_cutoffs(configs, save_every_s=None)  # does not save: leaves it alone
+    assert saved.read_bytes() == b"half a file"
+    saved.unlink()
+    assert len(experiment.run_cutoffs(configs, save_every_s=0)) == 2
+
+
+def test_short_runs_write_no_state(results):
+    config = experiment.make_config("car", "tanh", profile="smoke")
+    experiment.run(config)  # the default: a save every SAVE_EVERY_S seconds at most
+    assert not list(results.rglob("*.checkpoint.pt*"))
+
+
+def test_the_missing_table_says_where_a_saved_group_stands(results, monkeypatch):
+    configs = _cutoff_configs()
+    assert sweep.missing(configs)["saved state"].tolist() == [""]
+    _kill_after_save(monkeypatch, 3)  # the first SGD epoch after cutoff 2: epoch 3
+    with pytest.raises(Killed):
+        experiment.run_cutoffs(configs, save_every_s=0)
+    table = sweep.missing(configs)
+    assert table["saved state"].tolist() == ["selu class_lr: epoch 3, cutoff 2 (alpha_mu 1e+05)"]
+    saved = experiment.state_path(configs)
+    saved.write_bytes(b"torn")
+    assert "unreadable" in sweep.missing(configs)["saved state"][0]
