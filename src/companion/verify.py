@@ -175,7 +175,8 @@ def _run_key(record: dict[str, Any]) -> tuple[str, str]:
 def by_version(found: Sequence[tuple[Path, dict]], max_seconds: float
                ) -> tuple[list[tuple[Path, dict]], dict[tuple[str, str], str]]:
     """The cheapest run of each (experiment, version, method) among the CPU records of
-    `found`, with all its records (class-lr cutoffs), and why the versions left out were:
+    `found`, with all its records (class-lr cutoffs), cheapest first, and why the versions
+    left out were:
     {(experiment, version): 'cheapest run N s' (`max_seconds` or more) | 'trained on a GPU'}
     (a GPU draws its own dropout masks, so a CPU rerun cannot match it). Versions that are
     this checkout's run code need no rerun and are left out silently."""
@@ -190,14 +191,16 @@ def by_version(found: Sequence[tuple[Path, dict]], max_seconds: float
             continue
         kind = (experiment, version(record), record["config"].get("method"))
         runs.setdefault(kind, {}).setdefault(_run_key(record), []).append((path, record))
-    chosen = []
+    picked = []
     for (experiment, code, _), members in sorted(runs.items(), key=str):
         cheapest = min(members.values(), key=lambda run: max(_seconds(r) for _, r in run))
         seconds = max(_seconds(r) for _, r in cheapest)
         if seconds < max_seconds:
-            chosen += cheapest
+            picked.append((seconds, cheapest))
         else:
             skipped[experiment, code] = f"cheapest run {seconds:.0f} s"
+    # cheapest first: a verification stopped part way has covered the most versions
+    chosen = [item for _, run in sorted(picked, key=lambda pick: pick[0]) for item in run]
     covered = {(r["experiment"], version(r)) for _, r in chosen}
     return chosen, {key: why for key, why in skipped.items() if key not in covered}
 
