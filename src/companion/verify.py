@@ -146,6 +146,12 @@ def _seconds(record: dict[str, Any]) -> float:
     return record.get("wall_time_s") or float("inf")
 
 
+def _run_seconds(run: Sequence[tuple[Path, dict]]) -> float:
+    """What rerunning a run costs: its records' longest wall time (the cutoffs of a class-lr
+    run train together)."""
+    return max(_seconds(record) for _, record in run)
+
+
 def committed(max_seconds: float, root: Path = REPO_ROOT / "results") -> list[tuple[Path, dict]]:
     """(path, record) of the committed paper-profile records under `max_seconds`, cheapest first."""
     found = [(path, records.read_record(path)) for path in sorted(root.glob("*-paper/*.json"))]
@@ -193,14 +199,13 @@ def by_version(found: Sequence[tuple[Path, dict]], max_seconds: float
         runs.setdefault(kind, {}).setdefault(_run_key(record), []).append((path, record))
     picked = []
     for (experiment, code, _), members in sorted(runs.items(), key=str):
-        cheapest = min(members.values(), key=lambda run: max(_seconds(r) for _, r in run))
-        seconds = max(_seconds(r) for _, r in cheapest)
-        if seconds < max_seconds:
-            picked.append((seconds, cheapest))
+        cheapest = min(members.values(), key=_run_seconds)
+        if _run_seconds(cheapest) < max_seconds:
+            picked.append(cheapest)
         else:
-            skipped[experiment, code] = f"cheapest run {seconds:.0f} s"
+            skipped[experiment, code] = f"cheapest run {_run_seconds(cheapest):.0f} s"
     # cheapest first: a verification stopped part way has covered the most versions
-    chosen = [item for _, run in sorted(picked, key=lambda pick: pick[0]) for item in run]
+    chosen = [item for run in sorted(picked, key=_run_seconds) for item in run]
     covered = {(r["experiment"], version(r)) for _, r in chosen}
     return chosen, {key: why for key, why in skipped.items() if key not in covered}
 
