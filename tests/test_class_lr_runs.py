@@ -27,6 +27,23 @@ def test_class_lr_config_follows_the_paper():
     assert [c.cutoff for c in grid] == [None, 10, 20, 30]
 
 
+def test_a_sweep_can_take_some_cutoffs_only(uci_dir, capsys):
+    grid = sweep.configs(["car"], ["selu"], ["baseline", "class_lr"], profile="paper",
+                         cutoffs=[20])
+    assert [(c.method, c.cutoff) for c in grid] == [("baseline", None), ("class_lr", 20)]
+    assert grid[1] == experiment.make_config("car", "selu", "class_lr", "paper", cutoff=20)
+    with pytest.raises(ValueError, match="at least one"):
+        sweep.configs(["car"], ["selu"], ["class_lr"], profile="paper", cutoffs=[])
+    arguments = ["--profile", "paper", "--datasets", "car", "--activations", "selu",
+                 "--methods", "class_lr", "--missing"]
+    sweep.main([*arguments, "--cutoffs", "10", "30"])
+    assert "2 of 2 configs missing" in capsys.readouterr().out
+    for wrong in (["--cutoffs", "200"], ["--cutoffs", "0"], ["--datasets", "no-such-set"]):
+        with pytest.raises(SystemExit):  # a usage error that names the field, not a trace
+            sweep.main([*arguments, *wrong])
+        assert "error:" in capsys.readouterr().err
+
+
 def test_divergence_divides_alpha_mu_by_ten(uci_dir):
     # On car, alpha_mu = 1e7 and 1e6 make the multipliers explode; 1e5 trains.
     recovered = experiment.run_cutoffs(_configs(alpha_mu=1e7, statistic="per_sample"))
