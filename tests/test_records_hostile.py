@@ -350,6 +350,15 @@ def test_a_record_reruns_with_its_own_commits_code(uci_dir):
     run = [(RERUN_RECORD, committed, _rerun_with_one_thread(committed))]
     assert verify.own_code_status(run, commit) == {"commit": commit, "status": "identical"}
     assert "no commit" in verify.own_code_status(run, None)["why"]
+    # made from an uncommitted edit that no commit holds: the commit it was made on stands in,
+    # marked, since the edit is not in it
+    edited = {**committed, "git_commit": commit + "-dirty"}
+    assert verify.own_code_commit(edited, [edited]) is None
+    assert verify.base_commit(edited) == commit
+    assert verify.own_code_check([(RERUN_RECORD, edited, run[0][2])], [edited]) == {
+        "commit": commit, "status": "identical", "base_of_uncommitted_edit": True}
+    assert verify.base_commit(committed) is None  # clean: its own commit, no stand-in
+    assert verify.base_commit({"git_commit": "0" * 40 + "-dirty"}) is None  # not in this clone
 
 
 def test_a_committed_context_record_reruns(uci_dir):
@@ -466,6 +475,26 @@ def test_the_verification_report_says_which_earlier_versions_compute_the_same(tm
                           {"commit": "abc", "status": "identical"})], {}, report)
     assert "for 3 versions (3 records) the reruns gave" in verify.summary(found, report)
     assert f"1 {verify.PROCESSOR}" in verify.summary(found, report)
+    # ...while only the commit its uncommitted edit was made on does: not cleared, explained
+    base = {"commit": "abc", "status": "identical", "base_of_uncommitted_edit": True}
+    verify.write_report([(paths[2], found[2], "differs", ["test_accuracy: ..."], base)], {},
+                        report)
+    text = verify.summary(found, report)
+    assert "for 1 version (1 record) they did not: v2:old-c (1 version (1 record) made from " \
+           "uncommitted edits, whose base commits compute here" in text
+    reruns = json.loads(report.read_text())["reruns"]
+    assert verify._outcome(reruns["class-lr-uci-paper/2.json"]) == verify.EDIT_OR_PROCESSOR
+    # a rerun whose own code was not found is redone once the edit's base commit is here
+    no_commit = {**reruns["class-lr-uci-paper/2.json"], "own_code": {"why": verify.NO_COMMIT}}
+    entries = {"class-lr-uci-paper/2.json": no_commit}
+    head = provenance.git_commit().removesuffix("-dirty")
+    assert not verify._settled(paths[2], {"git_commit": head + "-dirty"}, entries, tmp_path)
+    assert verify._settled(paths[2], {"git_commit": head}, entries, tmp_path)
+    assert verify._settled(paths[2], {"git_commit": head + "-dirty"},
+                           {"class-lr-uci-paper/2.json": reruns["class-lr-uci-paper/2.json"]},
+                           tmp_path)
+    verify.write_report([(paths[2], found[2], "differs", ["test_accuracy: ..."],
+                          {"commit": "abc", "status": "identical"})], {}, report)
     saved = json.loads(report.read_text())
     # another version of the run code makes the entries stale: they no longer count
     stale = {k: {**e, "rerun_code": "other"} for k, e in saved["reruns"].items()}

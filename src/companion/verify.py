@@ -315,12 +315,30 @@ def own_code_commit(record: dict[str, Any], found: Sequence[dict[str, Any]]) -> 
                            and not (r.get("git_commit") or "-dirty").endswith("-dirty")), None)
 
 
+NO_COMMIT = "no commit of this clone holds its run code"
+
+
+def base_commit(record: dict[str, Any]) -> str | None:
+    """The commit that a record made from an uncommitted edit ('<sha>-dirty') was made on,
+    where this clone has it; None for any other record."""
+    commit = record.get("git_commit") or ""
+    if not commit.endswith("-dirty"):
+        return None
+    base = commit.removesuffix("-dirty")
+    try:
+        subprocess.run(["git", "cat-file", "-e", f"{base}^{{commit}}"], cwd=REPO_ROOT,
+                       check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return base
+
+
 def own_code_status(run: Sequence[tuple[Path, dict, dict]], commit: str | None
                     ) -> dict[str, Any]:
     """Whether a run's own code (that of `commit`) computes here what this code computes
     here: {'commit', 'status': worst verdict over the run's records} or {'why': ...}."""
     if commit is None:
-        return {"why": "no commit of this clone holds its run code"}
+        return {"why": NO_COMMIT}
     try:
         own = rerun_with_code(commit, [record for _, record, _ in run])
     except (RuntimeError, subprocess.CalledProcessError) as error:
@@ -328,6 +346,21 @@ def own_code_status(run: Sequence[tuple[Path, dict, dict]], commit: str | None
     statuses = [verdict(old, fresh)[0] for old, (_, _, fresh) in zip(own, run)]
     order = (*AGREES, "differs")
     return {"commit": commit, "status": max(statuses, key=order.index)}
+
+
+def own_code_check(run: Sequence[tuple[Path, dict, dict]], found: Sequence[dict[str, Any]]
+                   ) -> dict[str, Any]:
+    """`own_code_status` with the run's own commit (`own_code_commit`); for a run made from
+    an uncommitted edit that no commit holds, with the commit the edit was made on, marked
+    `base_of_uncommitted_edit`: it cannot clear the run (the edit is not in it), but where it
+    computes here what this code computes, the difference lies in the edit or the processor,
+    not in any committed change."""
+    record = run[0][1]
+    commit = own_code_commit(record, found)
+    base = base_commit(record) if commit is None else None
+    if base is None:
+        return own_code_status(run, commit)
+    return {**own_code_status(run, base), "base_of_uncommitted_edit": True}
 
 
 def write_report(outcomes: Sequence[tuple[Path, dict, str, list[str], dict | None]],
@@ -394,8 +427,10 @@ def summary(found: Sequence[dict[str, Any]], path: Path | None = None) -> str | 
         if _current(entry):
             statuses.setdefault((entry["experiment"], entry["version"]), []).append(
                 _outcome(entry))
-    agree = [k for k in versions if k in statuses and "differs" not in statuses[k]]
+    agree = [k for k in versions if k in statuses
+             and set(statuses[k]) <= {*AGREES, PROCESSOR}]
     differ = [k for k in versions if k in statuses and k not in agree]
+    edited = [k for k in differ if set(statuses[k]) <= {*AGREES, EDIT_OR_PROCESSOR}]
     unchecked = [k for k in versions if k not in statuses]
     reruns = [s for k in agree for s in statuses[k]]
     counts = ", ".join(f"{reruns.count(s)} {s}" for s in (*AGREES, PROCESSOR) if s in reruns)
@@ -409,6 +444,10 @@ def summary(found: Sequence[dict[str, Any]], path: Path | None = None) -> str | 
     if differ:
         text += (f"; for {_versions(differ, versions)} they did not: "
                  + ", ".join(_short(c) for _, c in differ))
+    if edited:
+        text += (f" ({_versions(edited, versions)} made from uncommitted edits, whose base "
+                 "commits compute here what this code computes: the difference lies in the "
+                 "edit or the processor)")
     if unchecked:
         slow = report.get("not_rerun", {})
         why = [f"{_short(code)} ({slow[f'{e} {code}']['why']})" if f"{e} {code}" in slow
@@ -417,24 +456,37 @@ def summary(found: Sequence[dict[str, Any]], path: Path | None = None) -> str | 
     return text + "."
 
 
-def _settled(path: Path, reruns: dict[str, Any], folder: Path = VERIFICATION.parent) -> bool:
+def _settled(path: Path, record: dict[str, Any], reruns: dict[str, Any],
+             folder: Path = VERIFICATION.parent) -> bool:
     """Whether the report's `reruns` (entries keyed by file under `folder`) already hold this
-    record's rerun by this code, with its own code's rerun where it differed: a repeated
-    `--per-version` resumes instead of redoing."""
+    record's rerun by this code, with its own code's rerun where it differed (for a record
+    made from an uncommitted edit, that of the commit it was made on, where this clone has
+    it): a repeated `--per-version` resumes instead of redoing."""
     entry = reruns.get(path.relative_to(folder).as_posix()) if path.is_relative_to(
         folder) else None
-    return bool(entry and _current(entry) and (entry["status"] in AGREES or "own_code" in entry))
+    if not (entry and _current(entry)):
+        return False
+    own = entry.get("own_code")
+    return (entry["status"] in AGREES or own is not None
+            and ("commit" in own or base_commit(record) is None))
 
 
 PROCESSOR = "differ by the processor only (their own code reruns here as this code does)"
+EDIT_OR_PROCESSOR = ("differ by an uncommitted edit or the processor (the commit the edit "
+                     "was made on reruns here as this code does)")
 
 
 def _outcome(entry: dict[str, Any]) -> str:
-    """A rerun's outcome: its verdict when the record reran to its results, PROCESSOR when
-    it did not but its own code computes here what this code computes, else 'differs'."""
+    """A rerun's outcome: its verdict when the record reran to its results; PROCESSOR when
+    it did not but its own code computes here what this code computes; EDIT_OR_PROCESSOR
+    when its own code is an uncommitted edit and the commit it was made on does; else
+    'differs'."""
     if entry["status"] in AGREES:
         return entry["status"]
-    return PROCESSOR if entry.get("own_code", {}).get("status") in AGREES else "differs"
+    own = entry.get("own_code", {})
+    if own.get("status") not in AGREES:
+        return "differs"
+    return EDIT_OR_PROCESSOR if own.get("base_of_uncommitted_edit") else PROCESSOR
 
 
 def _short(code: str) -> str:
@@ -471,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         every = committed(float("inf"))
         chosen, skipped = by_version(every, max_seconds)
         reruns = read_report().get("reruns", {})
-        settled = [(path, record) for path, record in chosen if _settled(path, reruns)]
+        settled = [(path, record) for path, record in chosen if _settled(path, record, reruns)]
         chosen = [item for item in chosen if item not in settled]
         kinds = {(r["experiment"], version(r), r["config"].get("method")) for _, r in chosen}
         print(f"rerunning the cheapest run of each of {len(kinds)} earlier run-code versions "
@@ -491,8 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             verdicts = [verdict(record, fresh) for _, record, fresh in run]
             own = None
             if args.per_version and any(status == "differs" for status, _ in verdicts):
-                own = own_code_status(run, own_code_commit(run[0][1],
-                                                           [r for _, r in every]))
+                own = own_code_check(run, [r for _, r in every])
             done = [(path, record, status, found, own)
                     for (path, record, _), (status, found) in zip(run, verdicts)]
             if args.per_version:  # after every run: a killed verification keeps what it did
@@ -504,7 +555,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 detail = f": {'; '.join(found[:4])} (recorded on: {made})" if found else ""
                 print(f"{status:<12} {name}{detail}", flush=True)
             if own:
-                print(f"  its own code here ({own.get('commit', '?')[:12]}): "
+                whose = ("the commit its uncommitted edit was made on"
+                         if own.get("base_of_uncommitted_edit") else "its own code")
+                print(f"  {whose} here ({own.get('commit', '?')[:12]}): "
                       f"{own.get('status') or own['why']}", flush=True)
     print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" of {len(chosen)}")
     if args.per_version:
