@@ -98,10 +98,13 @@ verify: data
 # The paper-profile records Table 2 still lacks (seeds 0-4 of all six columns), resumable: on a
 # GPU `make sweep DEVICE=cuda N_JOBS=4` (several runs share it), on a Dask cluster
 # `make sweep SCHEDULER=tcp://host:8786`. `make sweep-missing` lists them with their compute.
+# `CUTOFFS=10` (then 20, then 30) runs one class-lr cutoff per job, for machines that do not
+# outlive a chess-krvk group of three (4-5 hours on one core).
 DEVICE ?= cpu
 SCHEDULER ?=
+CUTOFFS ?=
 SWEEP := $(BIN)/python -m companion.class_lr.sweep --profile paper --methods baseline class_lr \
-	--seeds 0 1 2 3 4
+	--seeds 0 1 2 3 4 $(if $(CUTOFFS),--cutoffs $(CUTOFFS))
 sweep: data
 	$(SWEEP) --device $(DEVICE) --n-jobs $(N_JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
