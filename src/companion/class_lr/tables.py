@@ -52,19 +52,29 @@ def _measure(record: dict[str, Any], table: int) -> float | None:
 def selected(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str, int], dict]:
     """{(data set, activation, method, seed): record}, class-lr at its best-validation cutoff.
 
-    Diverged runs are never selected.
+    Diverged runs are never selected. A class-lr run counts only once it has a record for
+    every cutoff that the class-lr records of its profile have: a sweep split into one job
+    per cutoff (`sweep --cutoffs`) leaves a run out until its last cutoff is in, since its
+    best cutoff is not known before.
     """
+    records = list(records)
     chosen: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    cutoffs: dict[tuple[str, str, str, int], set[int]] = {}
+    profile_cutoffs: dict[str | None, set[int]] = {}
     for record in records:
-        if record.get("diverged"):
-            continue
         config = record["config"]
         key = (config["dataset"], config["activation"], config["method"], config["seed"])
+        if config["method"] == "class_lr":
+            cutoffs.setdefault(key, set()).add(config["cutoff"])
+            profile_cutoffs.setdefault(config.get("profile"), set()).add(config["cutoff"])
+        if record.get("diverged"):
+            continue
         best = chosen.get(key)
         rank = (record["val_accuracy"], -config.get("cutoff", 0))
         if best is None or rank > (best["val_accuracy"], -best["config"].get("cutoff", 0)):
             chosen[key] = record
-    return chosen
+    return {key: record for key, record in chosen.items() if key not in cutoffs
+            or cutoffs[key] >= profile_cutoffs[record["config"].get("profile")]}
 
 
 def ours(records: Iterable[dict[str, Any]], table: int) -> dict[tuple[str, str, str], float]:
