@@ -104,7 +104,7 @@ DEVICE ?= cpu
 SCHEDULER ?=
 CUTOFFS ?=
 SWEEP := $(BIN)/python -m companion.class_lr.sweep --profile paper --methods baseline class_lr \
-	--seeds 0 1 2 3 4 $(if $(CUTOFFS),--cutoffs $(CUTOFFS))
+	--seeds 0 1 2 3 4$(if $(CUTOFFS), --cutoffs $(CUTOFFS))
 sweep: data
 	$(SWEEP) --device $(DEVICE) --n-jobs $(N_JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 

@@ -22,3 +22,9 @@ def test_sweep_target_runs_the_missing_paper_grid_where_it_is_told():
     cluster = _dry_run("sweep", "SCHEDULER=tcp://10.0.0.1:8786")
     assert "--device cpu --n-jobs 2 --scheduler tcp://10.0.0.1:8786" in cluster
     assert "--missing" in _dry_run("sweep-missing")
+
+
+def test_sweep_target_can_run_one_cutoff_per_job():
+    split = _dry_run("sweep", "CUTOFFS=10 20")
+    assert "--seeds 0 1 2 3 4 --cutoffs 10 20 --device cpu" in split
+    assert "--cutoffs" not in _dry_run("sweep")
