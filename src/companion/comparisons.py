@@ -241,6 +241,14 @@ def test_accuracy_difference(first: dict[str, Any], second: dict[str, Any],
                                second["n_test"], confidence)
 
 
+def signed(value: float, digits: int = 2) -> str:
+    """'+0.31' with `digits` decimals; a nonzero value that would round to 0 keeps one
+    significant digit ('-0.0002'), so that a bound just below 0 does not read as '-0.00'."""
+    if value != 0 and round(value, digits) == 0 and math.isfinite(value):
+        return f"{value:+.1g}"
+    return f"{value:+.{digits}f}"
+
+
 def describe_interval(interval: Interval, digits: int = 2, unit: str = "") -> str:
     """'+0.31 (95% interval -0.10 to +0.70, n = 12)', or why there is no interval."""
     if interval.n == 0:
@@ -248,8 +256,8 @@ def describe_interval(interval: Interval, digits: int = 2, unit: str = "") -> st
     estimate = f"{interval.estimate:+.{digits}f}{unit}"
     if math.isnan(interval.low):
         return f"{estimate} (n = 1: no interval)"
-    return (f"{estimate} (95% interval {interval.low:+.{digits}f} to "
-            f"{interval.high:+.{digits}f}{unit}, n = {interval.n})")
+    return (f"{estimate} (95% interval {signed(interval.low, digits)} to "
+            f"{signed(interval.high, digits)}{unit}, n = {interval.n})")
 
 
 def wilcoxon_over_datasets(changes: Any) -> tuple[float, float]:

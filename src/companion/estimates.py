@@ -78,7 +78,8 @@ def _mean_change(changes: pd.DataFrame, what: str, profile: str, units: str = "d
         return None
     interval = comparisons.mean_change(values)
     mean, low, high = interval.estimate, interval.low, interval.high
-    return Estimate(mean, low, high, f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]",
+    text = f"{mean:+.2f} [{comparisons.signed(low)}, {comparisons.signed(high)}]"
+    return Estimate(mean, low, high, text,
                     f"{profile}, {len(values)} {units}, {seeds_text(changes['seeds'])}",
                     f"mean {what} over data sets (each the mean over its seeds, paired), "
                     "95% bootstrap interval over data sets")

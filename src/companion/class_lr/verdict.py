@@ -315,9 +315,10 @@ def _bounds(row: pd.Series) -> str:
     low, high = row["mean low"], row["mean high"]
     if pd.isna(low) or pd.isna(high):
         return ""
+    low, high = comparisons.signed(low), comparisons.signed(high)
     text = (f"Mean change over data sets: {row['mean change']:+.2f} points (95% interval "
-            f"{low:+.2f} to {high:+.2f} points, n = {int(row['data sets'])}), so an average "
-            f"change below {low:+.2f} or above {high:+.2f} points is ruled out at 95%")
+            f"{low} to {high} points, n = {int(row['data sets'])}), so an average "
+            f"change below {low} or above {high} points is ruled out at 95%")
     paper = row.get("paper mean change", np.nan)
     if not pd.isna(paper):
         text += f" (the paper's mean on the same data sets: {paper:+.2f})"

@@ -1,0 +1,86 @@
+"""The README's generated class-lr results: coverage of seeds, unfinished class-lr groups, and
+the block itself against the committed records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synthetic_records import class_lr_record
+
+from companion import comparisons, estimates, scorecard
+from companion.class_lr import results_summary, verdict
+from companion.class_lr.registry import ACTIVATIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+CUTOFFS = (10, 20, 30)
+
+
+def _complete(dataset: str, seeds: range = range(5)) -> list[dict]:
+    """Every column of `dataset` at every seed, class-lr at every cutoff."""
+    found = []
+    for activation in ACTIVATIONS:
+        for seed in seeds:
+            found.append(class_lr_record(dataset, activation, "baseline", seed, [1, 0, 1, 0]))
+            found += [class_lr_record(dataset, activation, "class_lr", seed, [1, 1, 1, 0],
+                                      cutoff=cutoff) for cutoff in CUTOFFS]
+    return found
+
+
+def test_coverage_lists_only_data_sets_short_of_a_seed_and_unfinished_groups():
+    found = _complete("car")
+    found += [class_lr_record("abalone", "selu", "baseline", seed, [1, 0]) for seed in (0, 1)]
+    # abalone SELU class lr, seed 0: two of the three cutoffs, so not yet in the tables
+    found += [class_lr_record("abalone", "selu", "class_lr", 0, [1, 1], cutoff=cutoff)
+              for cutoff in (10, 20)]
+    coverage = results_summary.seed_coverage(verdict.long_accuracies(found))
+    assert coverage.loc["car"].tolist() == [(0, 1, 2, 3, 4)] * 6
+    assert coverage.loc["abalone", "SELU"] == (0, 1)
+    assert coverage.loc["abalone", "SELU+class lr"] == ()  # left out until cutoff 30 is in
+    assert list(results_summary.incomplete(coverage).index) == ["abalone"]
+
+    waiting = results_summary.unfinished_groups(found)
+    assert waiting[["dataset", "activation", "seed", "cutoff"]].values.tolist() == [
+        ["abalone", "selu", 0, 10], ["abalone", "selu", 0, 20]]
+    assert waiting["test accuracy"].tolist() == [100.0, 100.0]
+
+    lines = results_summary.coverage_lines(found, verdict.long_accuracies(found))
+    assert lines[0].startswith(f"{len(found)} settled-protocol records")
+    assert "all 5 seeds of all six columns on 1 of 2 data sets" in lines[0]
+    assert "SELU 0-1; SELU+class lr none; ReLU none" in lines[1]
+    assert "seed 0, cutoffs 10: 100.00%, 20: 100.00%" in lines[2]
+
+
+def test_mean_over_complete_data_sets_leaves_out_those_short_of_seeds():
+    found = _complete("car") + _complete("abalone") + _complete("yeast")
+    found += _complete("titanic", seeds=range(1))  # one seed only: left out of the line
+    long = verdict.long_accuracies(found)
+    changes = verdict.paired_changes(long)
+    line = results_summary.complete_only_line(changes, results_summary.seed_coverage(long))
+    assert "without Titanic" in line
+    assert line.count("(+25.00 to +25.00, 3 data sets)") == 3  # every change is +25 points
+    complete = changes[changes["dataset"] != "titanic"]
+    assert results_summary.complete_only_line(
+        complete, results_summary.seed_coverage(long.loc[long["dataset"] != "titanic"])) is None
+
+
+def test_signed_keeps_a_bound_just_below_zero_visible():
+    assert comparisons.signed(-0.0002) == "-0.0002"
+    assert comparisons.signed(0.0) == "+0.00"
+    assert comparisons.signed(-0.234) == "-0.23"
+
+
+def test_readme_block_replacement_with_other_markers_keeps_the_rest():
+    begin, end = results_summary.README_BEGIN, results_summary.README_END
+    text = f"a\n{scorecard.README_BEGIN}\nx\n{scorecard.README_END}\nb\n{begin}\nold\n{end}\nc\n"
+    new = scorecard.replace_readme_block(text, "new\n", begin, end)
+    assert new == text.replace("\nold\n", "\nnew\n")
+
+
+def test_readme_shows_the_class_lr_results_of_the_committed_records(uci_dir):
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(results_summary.README_BEGIN, 1)[1].split(
+        results_summary.README_END, 1)[0]
+    expected = results_summary.markdown(estimates.class_lr_records(ROOT / "results"))
+    assert block.strip() == expected.strip(), (
+        "README's class-lr results are stale: run "
+        "`python -m companion.scorecard --results results --readme README.md`")
