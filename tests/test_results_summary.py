@@ -84,3 +84,16 @@ def test_readme_shows_the_class_lr_results_of_the_committed_records(uci_dir):
     assert block.strip() == expected.strip(), (
         "README's class-lr results are stale: run "
         "`python -m companion.scorecard --results results --readme README.md`")
+
+
+def test_readme_class_lr_block_is_kept_where_the_data_files_are_missing(tmp_path, monkeypatch,
+                                                                       capsys):
+    monkeypatch.setenv("COMPANION_UCI_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("COMPANION_DATA_DIR", str(tmp_path / "cache"))
+    begin, end = results_summary.README_BEGIN, results_summary.README_END
+    text = f"{scorecard.README_BEGIN}\n{scorecard.README_END}\n{begin}\nkept\n{end}\n"
+    table = scorecard.scorecard(tmp_path)  # no records there: every claim "not run here"
+    monkeypatch.setattr(scorecard, "class_lr_records",
+                        lambda results: [class_lr_record("car", "selu", "baseline", 0, [1])])
+    assert "\nkept\n" in scorecard.refresh_readme(text, table, tmp_path)
+    assert "no data files here for car" in capsys.readouterr().err

@@ -19,6 +19,7 @@ scorecard and the class-lr "Results so far" numbers (`class_lr.results_summary`)
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -292,12 +293,18 @@ def replace_readme_block(readme: str, block: str, begin: str = README_BEGIN,
 
 def refresh_readme(readme: str, table: pd.DataFrame, results: Path) -> str:
     """`readme` with its generated blocks refreshed: the scorecard (`table`) and the class-lr
-    "Results so far" numbers of the records under `results`
-    (`class_lr.results_summary`)."""
+    "Results so far" numbers of the records under `results` (`class_lr.results_summary`;
+    left as it is, with a warning, where the UCI data files are missing)."""
     from companion.class_lr import results_summary
 
     readme = replace_readme_block(readme, to_markdown(table))
-    return replace_readme_block(readme, results_summary.markdown(class_lr_records(results)),
+    found = class_lr_records(results)
+    if missing := results_summary.missing_data(found):
+        print(f"README's class-lr results left as they were: no data files here for "
+              f"{', '.join(missing)} (set COMPANION_UCI_DIR; see README, 'Data')",
+              file=sys.stderr)
+        return readme
+    return replace_readme_block(readme, results_summary.markdown(found),
                                 results_summary.README_BEGIN, results_summary.README_END)
 
 
