@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from synthetic_records import class_lr_record
 
 from companion import comparisons, estimates, scorecard
@@ -92,7 +93,8 @@ def test_readme_class_lr_block_is_kept_where_the_data_files_are_missing(tmp_path
     monkeypatch.setenv("COMPANION_DATA_DIR", str(tmp_path / "cache"))
     begin, end = results_summary.README_BEGIN, results_summary.README_END
     text = f"{scorecard.README_BEGIN}\n{scorecard.README_END}\n{begin}\nkept\n{end}\n"
-    table = scorecard.scorecard(tmp_path)  # no records there: every claim "not run here"
+    table = pd.DataFrame(columns=["claim", "paper item", "paper", "ours (95% interval)",
+                                  "profile", "verdict", "rule", "notebook"])  # no rows
     monkeypatch.setattr(scorecard, "class_lr_records",
                         lambda results: [class_lr_record("car", "selu", "baseline", 0, [1])])
     assert "\nkept\n" in scorecard.refresh_readme(text, table, tmp_path)

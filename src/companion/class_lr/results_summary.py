@@ -99,10 +99,15 @@ def coverage_lines(records: Sequence[dict[str, Any]], long: pd.DataFrame) -> lis
     return lines
 
 
-def distance_line(records: Sequence[dict[str, Any]], table: int) -> str:
-    """Mean |ours - paper| per column of Table `table`, each cell the mean over its seeds."""
-    covered = sorted({r["config"]["dataset"] for r in records})
-    summary = tables.summary(tables.build(records, table=table, covered=covered))
+def built_table(records: Sequence[dict[str, Any]], table: int) -> pd.DataFrame:
+    """Table `table` (2 or 3) of `records`, each cell the mean over its seeds."""
+    return tables.build(records, table=table,
+                        covered=sorted({r["config"]["dataset"] for r in records}))
+
+
+def distance_line(frame: pd.DataFrame) -> str:
+    """Mean |ours - paper| per column of a table from :func:`built_table`."""
+    summary = tables.summary(frame)
     parts = ", ".join(f"{column} {summary.loc[column, 'mean |ours - paper|']:.2f}"
                       for column in COLUMNS)
     return f"Mean |ours - paper| (points, each cell the mean over its seeds): {parts}."
@@ -141,9 +146,10 @@ def noise_line(summary: pd.DataFrame, long: pd.DataFrame) -> str:
             f"{exchange['data sets']} data sets, p = {exchange['p_value']:.2f}).")
 
 
-def outlier_line() -> str:
-    """How the cells more than 4 points from the paper divide (`findings.outliers`)."""
-    cells = findings.outliers(findings.table2(None))
+def outlier_line(table2: pd.DataFrame) -> str:
+    """How the cells of Table 2 (:func:`built_table`) more than 4 points from the paper divide
+    (`findings.outliers`)."""
+    cells = findings.outliers(table2)
     counts = findings.outlier_counts(cells)
     inherited = counts["baseline's gap"]
     kinds = ", ".join(f"{kind} {n}" for kind, n in findings.diagnosis_kinds(cells).items())
@@ -160,7 +166,8 @@ def table2_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     changes = verdict.paired_changes(long)
     summary = verdict.across_datasets(changes, tables.mcnemar_tests(records, seed=0),
                                       verdict.null_calibration(records))
-    lines = [*coverage_lines(records, long), distance_line(records, table=2)]
+    table2 = built_table(records, table=2)
+    lines = [*coverage_lines(records, long), distance_line(table2)]
     lines += list(verdict.verdicts(summary).values())
     complete = complete_only_line(changes, seed_coverage(long))
     lines += [complete] if complete else []
@@ -168,14 +175,15 @@ def table2_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     sensitivity = verdict.missing_sensitivity(changes, names)
     short = sensitivity[sensitivity["missing"] > 0]
     lines += verdict.describe_missing_sensitivity(short).splitlines() if len(short) else []
-    return [*lines, noise_line(summary, long), outlier_line()]
+    return [*lines, noise_line(summary, long), outlier_line(table2)]
 
 
 def table3_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     """The Table 3 bullet's generated lines: distance to the paper and the class-lr change."""
     changes = verdict.paired_changes(verdict.long_accuracies(records, table=3))
     interval = comparisons.mean_change(changes["change"].to_numpy(float))
-    return [distance_line(records, table=3).replace("Mean |ours", "Table 3: mean |ours", 1),
+    distance = distance_line(built_table(records, table=3))
+    return [distance.replace("Mean |ours", "Table 3: mean |ours", 1),
             f"Class lr changes the share of class-specialised neurons by "
             f"{comparisons.describe_interval(interval, unit=' points')} on average over "
             f"data set x activation pairs (each the mean over its paired seeds)."]
