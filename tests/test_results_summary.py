@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 from synthetic_records import class_lr_record
 
-from companion import comparisons, estimates, scorecard
-from companion.class_lr import results_summary, verdict
+from companion import budget, comparisons, estimates, scorecard
+from companion.class_lr import results_summary, sweep, verdict
 from companion.class_lr.registry import ACTIVATIONS
+from companion.records import config_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CUTOFFS = (10, 20, 30)
@@ -99,3 +100,15 @@ def test_readme_class_lr_block_is_kept_where_the_data_files_are_missing(tmp_path
                         lambda results: [class_lr_record("car", "selu", "baseline", 0, [1])])
     assert "\nkept\n" in scorecard.refresh_readme(text, table, tmp_path)
     assert "no data files here for car" in capsys.readouterr().err
+
+
+def test_still_to_run_counts_the_configs_without_a_record(uci_dir):
+    grid = estimates.paper_profile_configs(sweep.available_datasets())
+    left = [c for c in grid if c.dataset == "car" and c.seed == 1 and c.method == "class_lr"]
+    found = [{"config": config_dict(c)} for c in grid if c not in left]
+    line = results_summary.still_to_run_line(found)
+    assert line.startswith(f"Still to run: {len(left)} of {len(grid):,} configs (Car seed 1: 9)")
+    hours = budget.class_lr_hours(len(left), len(left) * sweep.training_cost("car", "paper"))
+    assert f"about {hours:.0f} CPU-hours" in line
+    everything = [{"config": config_dict(c)} for c in grid]
+    assert results_summary.still_to_run_line(everything).startswith("Nothing left to run")

@@ -37,7 +37,7 @@ class Estimate:
 CLASS_LR_EXPERIMENT = "class-lr-uci-paper"
 
 
-def _paper_profile_configs(names: list[str]) -> list[Any]:
+def paper_profile_configs(names: list[str]) -> list[Any]:
     """The default paper-protocol configs of `names` (whatever $COMPANION_PROFILE forces)."""
     from companion.class_lr import sweep
     from companion.class_lr.registry import ACTIVATIONS, METHODS
@@ -52,7 +52,7 @@ def class_lr_records(results: Path) -> list[dict[str, Any]]:
 
     folder = results / CLASS_LR_EXPERIMENT
     paths = [folder / f"{records.config_hash(c)}.json"
-             for c in _paper_profile_configs(datasets())]
+             for c in paper_profile_configs(datasets())]
     return [json.loads(p.read_text()) for p in paths if p.is_file()]
 
 
