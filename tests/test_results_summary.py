@@ -112,3 +112,7 @@ def test_still_to_run_counts_the_configs_without_a_record(uci_dir):
     assert f"about {hours:.0f} CPU-hours" in line
     everything = [{"config": config_dict(c)} for c in grid]
     assert results_summary.still_to_run_line(everything).startswith("Nothing left to run")
+
+
+def test_block_without_records_says_so():
+    assert results_summary.markdown([]).startswith("- No paper-profile class-lr records")
