@@ -11,6 +11,7 @@ from synthetic_records import class_lr_record
 from companion import budget, comparisons, estimates, scorecard
 from companion.class_lr import results_summary, sweep, verdict
 from companion.class_lr.registry import ACTIVATIONS
+from companion.fixed_classifier import results_summary as fixed_summary
 from companion.records import config_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +94,9 @@ def test_readme_class_lr_block_is_kept_where_the_data_files_are_missing(tmp_path
     monkeypatch.setenv("COMPANION_UCI_DIR", str(tmp_path / "nowhere"))
     monkeypatch.setenv("COMPANION_DATA_DIR", str(tmp_path / "cache"))
     begin, end = results_summary.README_BEGIN, results_summary.README_END
-    text = f"{scorecard.README_BEGIN}\n{scorecard.README_END}\n{begin}\nkept\n{end}\n"
+    fixed = (fixed_summary.README_BEGIN, fixed_summary.README_END)
+    text = (f"{scorecard.README_BEGIN}\n{scorecard.README_END}\n{fixed[0]}\n{fixed[1]}\n"
+            f"{begin}\nkept\n{end}\n")
     table = pd.DataFrame(columns=["claim", "paper item", "paper", "ours (95% interval)",
                                   "profile", "verdict", "rule", "notebook"])  # no rows
     monkeypatch.setattr(scorecard, "class_lr_records",

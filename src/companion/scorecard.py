@@ -13,7 +13,7 @@ without touching the rules.
 
 Command line (what `make` runs): `python -m companion.scorecard` writes `figures/scorecard.md`
 and prints it; `--readme README.md` also refreshes the README's generated blocks: the
-scorecard and the class-lr "Results so far" numbers (`class_lr.results_summary`).
+scorecard and each paper's "Results so far" numbers (`<paper>.results_summary`).
 """
 
 from __future__ import annotations
@@ -292,20 +292,25 @@ def replace_readme_block(readme: str, block: str, begin: str = README_BEGIN,
 
 
 def refresh_readme(readme: str, table: pd.DataFrame, results: Path) -> str:
-    """`readme` with its generated blocks refreshed: the scorecard (`table`) and the class-lr
-    "Results so far" numbers of the records under `results` (`class_lr.results_summary`;
-    left as it is, with a warning, where the UCI data files are missing)."""
-    from companion.class_lr import results_summary
+    """`readme` with its generated blocks refreshed: the scorecard (`table`) and each paper's
+    "Results so far" numbers of the records under `results` (`fixed_classifier.` and
+    `class_lr.results_summary`; the class-lr block is left as it is, with a warning, where the
+    UCI data files are missing)."""
+    from companion.class_lr import results_summary as class_lr_summary
+    from companion.fixed_classifier import results_summary as fixed_summary
 
     readme = replace_readme_block(readme, to_markdown(table))
+    fixed = fixed_classifier_records(results)
+    readme = replace_readme_block(readme, fixed_summary.markdown(fixed),
+                                  fixed_summary.README_BEGIN, fixed_summary.README_END)
     found = class_lr_records(results)
-    if missing := results_summary.missing_data(found):
+    if missing := class_lr_summary.missing_data(found):
         print(f"README's class-lr results left as they were: no data files here for "
               f"{', '.join(missing)} (set COMPANION_UCI_DIR; see README, 'Data')",
               file=sys.stderr)
         return readme
-    return replace_readme_block(readme, results_summary.markdown(found),
-                                results_summary.README_BEGIN, results_summary.README_END)
+    return replace_readme_block(readme, class_lr_summary.markdown(found),
+                                class_lr_summary.README_BEGIN, class_lr_summary.README_END)
 
 
 def main(argv: list[str] | None = None) -> None:
