@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=None,
                         help="default: $COMPANION_RESULTS_DIR, else <repo>/results")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "figures" / "scorecard.md")
-    parser.add_argument("--readme", type=Path, help="also refresh this README's scorecard block")
+    parser.add_argument("--readme", type=Path,
+                        help="also refresh this README's generated blocks (scorecard, results)")
     args = parser.parse_args(argv)
     results = args.results if args.results is not None else records.results_dir()
     table = scorecard(results)
