@@ -164,6 +164,28 @@ def test_labels_of_neighbouring_outliers_do_not_share_a_line():
     plt.close(figure)
 
 
+def test_a_long_label_is_not_pushed_past_the_left_edge():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from companion.outputs import label_outliers
+
+    long_name = "Oocytes_merluccius_nucleus_4d"  # about 58% of a panel wide
+    x = pd.Series({"Image_Segmentation": 0.50, long_name: 0.48, "c": 0.0, "d": 1.0})
+    y = pd.Series({"Image_Segmentation": 0.50, long_name: 0.49, "c": 0.0, "d": 1.0})
+    distance = pd.Series({"Image_Segmentation": 9.0, long_name: 8.0, "c": 0.0, "d": 0.0})
+    figure, axis = plt.subplots()
+    label_outliers(axis, x, y, distance, count=2)
+    texts = {t.get_text(): t for t in axis.texts}
+    # the second of two neighbours goes left when it fits there; this one does not fit
+    assert texts[long_name].get_ha() == "left"
+    assert texts[long_name].xyann[1] == 4 - 9  # a line below its neighbour's label
+    plt.close(figure)
+
+
 def test_device_summary_counts_where_records_trained():
     from companion.class_lr import tables
 

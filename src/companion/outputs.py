@@ -22,20 +22,28 @@ def figures_dir() -> Path:
     return path
 
 
+LABEL_CHARACTER_WIDTH = 0.02  # one character of a 7-point label, as a share of a 4-inch panel
+
+
 def label_outliers(axis: plt.Axes, x: pd.Series, y: pd.Series, distance: pd.Series,
                    count: int = 3) -> None:
     """Write the index label (the data set) beside the `count` points of largest `distance`;
     a label whose point lies close to already labelled ones goes a line lower per such
-    neighbour, and to the left of its point when there is room there (not at the left edge)."""
+    neighbour, and to the left of its point when it would run past the right edge or, for
+    every other neighbour, when there is room for it there (a long name is never cut off at
+    the left edge)."""
     span_x = float(x.max() - x.min()) or 1.0
     span_y = float(y.max() - y.min()) or 1.0
     placed: list[tuple[float, float]] = []  # labelled points, as fractions of the data ranges
     for name in distance.dropna().abs().sort_values(ascending=False).index[:count]:
         fx, fy = (x[name] - x.min()) / span_x, (y[name] - y.min()) / span_y
-        # A label is about 40% of a panel wide and 4% high.
+        # A label is about 40% of a panel wide and 4% high; a 7-point character about 2%.
         clashes = sum(abs(fx - qx) < 0.4 and abs(fy - qy) < 0.08 for qx, qy in placed)
         placed.append((fx, fy))
-        left = fx > 0.7 or (clashes % 2 == 1 and fx > 0.3)
+        width = LABEL_CHARACTER_WIDTH * len(str(name))
+        fits_left, fits_right = fx >= width, fx + width <= 1.0
+        left = ((not fits_right and (fits_left or fx > 0.5))
+                or (clashes % 2 == 1 and fits_left and fx > 0.3))
         axis.annotate(str(name), (x[name], y[name]), textcoords="offset points",
                       xytext=(-4 if left else 4, 4 - 9 * clashes),
                       ha="right" if left else "left", fontsize=7, color="C3")
