@@ -24,7 +24,8 @@ def test_readme_shows_the_fixed_classifier_results_of_the_committed_records():
 
 
 def test_lines_read_the_records_numbers():
-    runs = results_summary.by_classifier(_records(), ("resnet20", 30))
+    runs = estimates.by_classifier([r for r in _records()
+                                    if estimates.budget_of(r) == ("resnet20", 30)])
     assert {"learned", "fixed"} <= set(runs)
     line = results_summary.accuracy_line(runs)
     for kind, record in runs.items():
@@ -43,8 +44,8 @@ def test_budgets_put_the_papers_run_first_then_the_most_epochs():
         return {"config": {"network": network, "epochs": epochs}}
 
     found = [record("resnet20", 30), record("resnet56", 164), record("resnet8", 60)]
-    assert results_summary.budgets(found) == [("resnet56", 164), ("resnet8", 60),
-                                              ("resnet20", 30)]
+    assert estimates.budgets_in_order(found) == [("resnet56", 164), ("resnet8", 60),
+                                                 ("resnet20", 30)]
 
 
 def test_block_without_records_says_so():

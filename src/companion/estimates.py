@@ -132,37 +132,43 @@ def fixed_classifier_records(results: Path) -> list[dict[str, Any]]:
     return [r for r in found if not r["diverged"] and r["config"]["seed"] == 0]
 
 
-def _budget(record: dict[str, Any]) -> tuple[str, int]:
+def budget_of(record: dict[str, Any]) -> tuple[str, int]:
+    """(network, epochs) of a fixed-classifier record."""
     return record["config"]["network"], record["config"]["epochs"]
+
+
+def budgets_in_order(found: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """The budgets (network, epochs) of the records, the paper's ResNet-56 at 164 epochs
+    first, then the most epochs (ties by network name)."""
+    return sorted({budget_of(r) for r in found},
+                  key=lambda b: (b != ("resnet56", 164), -b[1], b[0]))
 
 
 def _preferred(found: list[dict[str, Any]], needed: Callable[[list[dict]], bool]
                ) -> list[dict[str, Any]]:
-    """The records of one budget (network, epochs) that satisfies `needed`: the paper's
-    ResNet-56 at 164 epochs first, else the most epochs."""
-    budgets = sorted({_budget(r) for r in found},
-                     key=lambda b: (b == ("resnet56", 164), b[1]), reverse=True)
-    for budget in budgets:
-        group = [r for r in found if _budget(r) == budget]
+    """The records of the first budget of `budgets_in_order` that satisfies `needed`."""
+    for budget in budgets_in_order(found):
+        group = [r for r in found if budget_of(r) == budget]
         if needed(group):
             return group
     return []
 
 
 def _describe(record: dict[str, Any]) -> str:
-    network, epochs = _budget(record)
+    network, epochs = budget_of(record)
     return (f"{record['config']['profile']}: {network}, {record['n_train']:,} training images, "
             f"{epochs} epochs, 1 seed")
 
 
-def _by_kind(group: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def by_classifier(group: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{classifier: record} of a group, learned scale only (Figure 3's fixed scales apart)."""
     return {r["config"]["classifier"]: r for r in group if r["config"].get("scale") is None}
 
 
 def _learned_and_fixed(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
     """{classifier: record} of the preferred group holding a learned and a fixed run."""
-    group = _preferred(found, lambda g: {"learned", "fixed"} <= set(_by_kind(g)))
-    return _by_kind(group) if group else None
+    group = _preferred(found, lambda g: {"learned", "fixed"} <= set(by_classifier(g)))
+    return by_classifier(group) if group else None
 
 
 def fixed_minus_learned_accuracy(found: list[dict[str, Any]]) -> Estimate | None:
@@ -206,10 +212,10 @@ def alpha_log_growth(found: list[dict[str, Any]]) -> Estimate | None:
     of that straight line against ln(step)."""
     from companion.fixed_classifier.figures import log_fit
 
-    group = _preferred(found, lambda g: "fixed" in _by_kind(g))
+    group = _preferred(found, lambda g: "fixed" in by_classifier(g))
     if not group:
         return None
-    record = _by_kind(group)["fixed"]
+    record = by_classifier(group)["fixed"]
     fit = log_fit(record, "alpha")
     low, high = fit.slope - 1.96 * fit.stderr, fit.slope + 1.96 * fit.stderr
     return Estimate(fit.slope, low, high,
