@@ -47,23 +47,20 @@ def incomplete(coverage: pd.DataFrame, seeds: Sequence[int] = sweep.TABLE2_SEEDS
 
 
 def unfinished_groups(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Class-lr runs (data set, activation, seed) with records for some cutoffs but not all
-    that the profile's class-lr records have: the tables leave them out until the rest is in
-    (`tables.selected`), so the README lists them."""
-    rows = [r for r in records if r["config"]["method"] == "class_lr"]
-    cutoffs = sorted({r["config"]["cutoff"] for r in rows})
-    found: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    for record in rows:
-        config = record["config"]
-        found.setdefault((config["dataset"], config["activation"], config["seed"]),
-                         []).append(record)
+    """One row per record of the class-lr runs still waiting for a cutoff
+    (`tables.waiting_for_cutoffs`): the tables leave them out until the rest is in, so the
+    README lists them."""
+    records = list(records)
+    waiting = tables.waiting_for_cutoffs(records)
     unfinished = []
-    for (dataset, activation, seed), group in sorted(found.items()):
-        if len(group) == len(cutoffs):
-            continue
-        for record in sorted(group, key=lambda r: r["config"]["cutoff"]):
-            unfinished.append({"dataset": dataset, "activation": activation, "seed": seed,
-                               "cutoff": record["config"]["cutoff"],
+    for record in sorted(records, key=lambda r: (r["config"]["dataset"],
+                                                 r["config"]["activation"],
+                                                 r["config"]["seed"],
+                                                 r["config"].get("cutoff") or 0)):
+        config = record["config"]
+        if (config["dataset"], config["activation"], config["method"], config["seed"]) in waiting:
+            unfinished.append({"dataset": config["dataset"], "activation": config["activation"],
+                               "seed": config["seed"], "cutoff": config["cutoff"],
                                "test accuracy": 100 * record["test_accuracy"],
                                "alpha_mu": record.get("alpha_mu_used")})
     return pd.DataFrame(unfinished, columns=["dataset", "activation", "seed", "cutoff",

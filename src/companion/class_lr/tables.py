@@ -59,22 +59,37 @@ def selected(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str, int
     """
     records = list(records)
     chosen: dict[tuple[str, str, str, int], dict[str, Any]] = {}
-    cutoffs: dict[tuple[str, str, str, int], set[int]] = {}
-    profile_cutoffs: dict[str | None, set[int]] = {}
     for record in records:
         config = record["config"]
-        key = (config["dataset"], config["activation"], config["method"], config["seed"])
-        if config["method"] == "class_lr":
-            cutoffs.setdefault(key, set()).add(config["cutoff"])
-            profile_cutoffs.setdefault(config.get("profile"), set()).add(config["cutoff"])
         if record.get("diverged"):
             continue
+        key = (config["dataset"], config["activation"], config["method"], config["seed"])
         best = chosen.get(key)
         rank = (record["val_accuracy"], -config.get("cutoff", 0))
         if best is None or rank > (best["val_accuracy"], -best["config"].get("cutoff", 0)):
             chosen[key] = record
-    return {key: record for key, record in chosen.items() if key not in cutoffs
-            or cutoffs[key] >= profile_cutoffs[record["config"].get("profile")]}
+    waiting = waiting_for_cutoffs(records)
+    return {key: record for key, record in chosen.items() if key not in waiting}
+
+
+def waiting_for_cutoffs(records: Iterable[dict[str, Any]]
+                        ) -> dict[tuple[str, str, str, int], list[int]]:
+    """{(data set, activation, "class_lr", seed): cutoffs recorded} of the class-lr runs that
+    lack a cutoff which other class-lr records of their profile have (diverged records count:
+    they are recorded). `selected` leaves these runs out until the rest is in."""
+    cutoffs: dict[tuple[str, str, str, int], set[int]] = {}
+    profile_of: dict[tuple[str, str, str, int], str | None] = {}
+    profile_cutoffs: dict[str | None, set[int]] = {}
+    for record in records:
+        config = record["config"]
+        if config["method"] != "class_lr":
+            continue
+        key = (config["dataset"], config["activation"], config["method"], config["seed"])
+        cutoffs.setdefault(key, set()).add(config["cutoff"])
+        profile_of[key] = config.get("profile")
+        profile_cutoffs.setdefault(config.get("profile"), set()).add(config["cutoff"])
+    return {key: sorted(found) for key, found in cutoffs.items()
+            if not found >= profile_cutoffs[profile_of[key]]}
 
 
 def ours(records: Iterable[dict[str, Any]], table: int) -> dict[tuple[str, str, str], float]:
