@@ -46,7 +46,7 @@ def test_coverage_lists_only_data_sets_short_of_a_seed_and_unfinished_groups():
         ["abalone", "selu", 0, 10], ["abalone", "selu", 0, 20]]
     assert waiting["test accuracy"].tolist() == [100.0, 100.0]
 
-    lines = results_summary.coverage_lines(found, verdict.long_accuracies(found))
+    lines = results_summary.coverage_lines(found, coverage)
     assert lines[0].startswith(f"{len(found)} settled-protocol records")
     assert "all 5 seeds of all six columns on 1 of 2 data sets" in lines[0]
     assert "SELU 0-1; SELU+class lr none; ReLU none" in lines[1]

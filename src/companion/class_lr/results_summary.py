@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from companion import budget, comparisons, estimates
+from companion import comparisons, estimates
 from companion.class_lr import findings, sweep, tables, verdict
 from companion.class_lr.registry import ACTIVATIONS, METHODS, architecture
 from companion.class_lr.tables import ACTIVATION_LABELS, column_name
@@ -75,10 +75,10 @@ def _seeds_text(seeds: tuple[int, ...]) -> str:
     return ", ".join(map(str, seeds))
 
 
-def coverage_lines(records: Sequence[dict[str, Any]], long: pd.DataFrame) -> list[str]:
-    """The record count, the data sets with every seed of every column, the others cell by
-    cell, and the class-lr runs still waiting for a cutoff."""
-    coverage = seed_coverage(long)
+def coverage_lines(records: Sequence[dict[str, Any]], coverage: pd.DataFrame) -> list[str]:
+    """The record count, the data sets with every seed of every column (`coverage` from
+    :func:`seed_coverage`), the others cell by cell, and the class-lr runs still waiting for
+    a cutoff."""
     partial = incomplete(coverage)
     first, last = sweep.TABLE2_SEEDS[0], sweep.TABLE2_SEEDS[-1]
     lines = [f"{len(records):,} settled-protocol records of seeds {first}-{last}; all "
@@ -106,7 +106,8 @@ def built_table(records: Sequence[dict[str, Any]], table: int) -> pd.DataFrame:
 
 def still_to_run_line(found: Sequence[dict[str, Any]]) -> str:
     """The configs of seeds 0-4 on the data sets we have that no record covers yet, per data
-    set and seed, with their CPU-hours by `companion.budget`'s cost model (one thread each)."""
+    set and seed, with their CPU-hours by `companion.budget`'s cost model (one thread each;
+    `sweep.cost_by_dataset_and_seed`, as `make sweep-missing` prints them)."""
     def key(config: dict[str, Any]) -> str:
         return json.dumps(config, sort_keys=True)
 
@@ -115,20 +116,17 @@ def still_to_run_line(found: Sequence[dict[str, Any]]) -> str:
     missing = [c for c in grid if key(config_dict(c)) not in present]
     if not missing:
         return "Nothing left to run: every config of seeds 0-4 has its record."
-    per_dataset: dict[str, dict[int, int]] = {}
-    for config in missing:
-        seeds = per_dataset.setdefault(config.dataset, {})
-        seeds[config.seed] = seeds.get(config.seed, 0) + 1
-    hours = sum(budget.class_lr_hours(count, count * sweep.training_cost(name, "paper"))
-                for name, seeds in per_dataset.items() for count in seeds.values())
-    parts = "; ".join(f"{architecture(name).paper_name} "
-                      + ", ".join(f"seed {seed}: {count}" for seed, count in sorted(seeds.items()))
-                      for name, seeds in per_dataset.items())
-    if len(per_dataset) > LISTED_DATASETS:
-        parts = f"on {len(per_dataset)} data sets"
+    cost = sweep.cost_by_dataset_and_seed(missing)
+    names = list(dict.fromkeys(cost["dataset"]))
+    parts = "; ".join(f"{architecture(name).paper_name} " + ", ".join(
+        f"seed {row.seed}: {row.configs}" for row in cost[cost["dataset"] == name].itertuples())
+        for name in names)
+    if len(names) > LISTED_DATASETS:
+        parts = f"on {len(names)} data sets"
     return (f"Still to run: {len(missing):,} of {len(grid):,} configs ({parts}), about "
-            f"{hours:.0f} CPU-hours on one core each by `companion.budget`'s cost model "
-            "(alpha_mu retries on top; `make sweep-missing` lists them with any saved state).")
+            f"{cost['CPU-hours'].sum():.0f} CPU-hours on one core each by `companion.budget`'s "
+            "cost model (alpha_mu retries on top; `make sweep-missing` lists them with any "
+            "saved state).")
 
 
 def distance_line(frame: pd.DataFrame) -> str:
@@ -192,10 +190,11 @@ def table2_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     changes = verdict.paired_changes(long)
     summary = verdict.across_datasets(changes, tables.mcnemar_tests(records, seed=0),
                                       verdict.null_calibration(records))
-    table2 = built_table(records, table=2)
-    lines = [*coverage_lines(records, long), still_to_run_line(records), distance_line(table2)]
+    table2, coverage = built_table(records, table=2), seed_coverage(long)
+    lines = [*coverage_lines(records, coverage), still_to_run_line(records),
+             distance_line(table2)]
     lines += list(verdict.verdicts(summary).values())
-    complete = complete_only_line(changes, seed_coverage(long))
+    complete = complete_only_line(changes, coverage)
     lines += [complete] if complete else []
     names = long["dataset"].unique()
     sensitivity = verdict.missing_sensitivity(changes, names)

@@ -171,29 +171,37 @@ def missing(grid: list[experiment.UCIRunConfig]) -> pd.DataFrame:
     subtracted) and the saved state a killed group resumes from (`saved_progress`). Runs
     nothing."""
     name = experiment_name(grid)
-    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    todo = [c for c in grid if records.usable(records.record_path(name, c), c) is None]
+    frame = cost_by_dataset_and_seed(todo)
+    states: dict[tuple[str, int], list[str]] = {}
     groups: dict[experiment.UCIRunConfig, list[experiment.UCIRunConfig]] = {}
-    for config in grid:
-        if records.usable(records.record_path(name, config), config) is not None:
-            continue
-        row = rows.setdefault((config.dataset, config.seed), {
-            "dataset": config.dataset, "seed": config.seed, "configs": 0, "class-lr": 0,
-            "TFLOP": 0.0, "saved state": []})
-        row["configs"] += 1
-        row["class-lr"] += config.method == "class_lr"
-        row["TFLOP"] += training_cost(config.dataset, config.profile)
+    for config in todo:
         groups.setdefault(experiment.group_key(config), []).append(config)
     for key, configs in groups.items():
         progress = saved_progress(configs)
         if progress is not None:
-            rows[key.dataset, key.seed]["saved state"].append(
+            states.setdefault((key.dataset, key.seed), []).append(
                 f"{key.activation} {key.method}: {progress}")
+    frame["saved state"] = ["; ".join(states.get((row.dataset, row.seed), []))
+                            for row in frame.itertuples()]
+    return frame
+
+
+def cost_by_dataset_and_seed(configs: list[experiment.UCIRunConfig]) -> pd.DataFrame:
+    """Per data set and seed of `configs`: how many, how many class-lr, their training TFLOP
+    (`training_cost`) and estimated CPU-hours (`budget.class_lr_hours`, one thread each)."""
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for config in configs:
+        row = rows.setdefault((config.dataset, config.seed), {
+            "dataset": config.dataset, "seed": config.seed, "configs": 0, "class-lr": 0,
+            "TFLOP": 0.0})
+        row["configs"] += 1
+        row["class-lr"] += config.method == "class_lr"
+        row["TFLOP"] += training_cost(config.dataset, config.profile)
     columns = ["dataset", "seed", "configs", "class-lr", "TFLOP"]
-    frame = pd.DataFrame(list(rows.values()), columns=[*columns, "saved state"])
+    frame = pd.DataFrame(list(rows.values()), columns=columns)
     frame["CPU-hours"] = budget.class_lr_hours(frame["configs"], frame["TFLOP"])
-    frame["saved state"] = frame["saved state"].map("; ".join)
-    return frame[[*columns, "CPU-hours", "saved state"]].sort_values(
-        ["dataset", "seed"], ignore_index=True)
+    return frame.sort_values(["dataset", "seed"], ignore_index=True)
 
 
 def saved_progress(configs: list[experiment.UCIRunConfig]) -> str | None:
