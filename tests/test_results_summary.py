@@ -9,7 +9,7 @@ import pandas as pd
 from synthetic_records import class_lr_record
 
 from companion import budget, comparisons, estimates, scorecard
-from companion.class_lr import results_summary, sweep, verdict
+from companion.class_lr import registry, results_summary, sweep, verdict
 from companion.class_lr.registry import ACTIVATIONS
 from companion.fixed_classifier import results_summary as fixed_summary
 from companion.records import config_dict
@@ -51,6 +51,34 @@ def test_coverage_lists_only_data_sets_short_of_a_seed_and_unfinished_groups():
     assert "all 5 seeds of all six columns on 1 of 2 data sets" in lines[0]
     assert "SELU 0-1; SELU+class lr none; ReLU none" in lines[1]
     assert "seed 0, cutoffs 10: 100.00%, 20: 100.00%" in lines[2]
+
+
+def test_run_by_run_lists_every_seed_and_cutoff_of_a_data_set_short_of_seeds():
+    found = [class_lr_record("abalone", "selu", "baseline", seed, [1, 0, 0, 0])
+             for seed in (0, 1)]
+    # seed 0: cutoff 20 has the best validation accuracy; seed 1: cutoff 30 not in yet
+    found += [class_lr_record("abalone", "selu", "class_lr", 0, correct, val=val, cutoff=cutoff)
+              for cutoff, correct, val in ((10, [1, 1, 0, 0], 0.5), (20, [1, 1, 1, 0], 0.9),
+                                           (30, [0, 0, 0, 0], 0.1))]
+    found += [class_lr_record("abalone", "selu", "class_lr", 1, [1, 0, 0, 0], cutoff=cutoff)
+              for cutoff in (10, 20)]
+    retried = found[4]  # cutoff 30 of seed 0 ran at alpha_mu 1e4 after 1e5 overflowed
+    retried.update(alpha_mu_used=1e4,
+                   attempts=[{"alpha_mu": 1e5, "reason": "non-finite training loss"}])
+    found.append(class_lr_record("abalone", "tanh", "baseline", 0, [1, 1, 0, 0]))
+    [line] = results_summary.run_by_run_lines(found, ["abalone"])
+    se = comparisons.binomial_se(275 / 8, 4)  # at the mean of the 8 accuracies listed
+    assert line.startswith(f"Abalone, run by run (4 test rows; binomial SE of one accuracy "
+                           f"{se:.2f} points): SELU: baseline 25.00% (seed 0), 25.00% (seed 1)")
+    assert ("class lr seed 0: 50.00 / 75.00 / 0.00% at cutoffs 10 / 20 / 30, validation picks 20 "
+            "(alpha_mu 1e+04 at cutoff 30 after 1e+05: non-finite training loss)") in line
+    assert ("class lr seed 1: 25.00 / 25.00% at cutoffs 10 / 20, waiting for its other "
+            "cutoffs") in line
+    # the change pairs seed 0 only (seed 1 has no selected class-lr run yet), beside the paper's
+    paper = registry.paper_change(2, "abalone", "selu")
+    assert f"change +50.00 points over 1 paired seed(s) (the paper: {paper:+.2f})" in line
+    assert line.endswith("tanh: baseline 50.00% (seed 0).")
+    assert results_summary.run_by_run_lines(found, ["car"]) == []  # no record: no line
 
 
 def test_mean_over_complete_data_sets_leaves_out_those_short_of_seeds():
