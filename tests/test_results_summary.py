@@ -3,6 +3,7 @@ the block itself against the committed records."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -131,6 +132,33 @@ def test_readme_class_lr_block_is_kept_where_the_data_files_are_missing(tmp_path
                         lambda results: [class_lr_record("car", "selu", "baseline", 0, [1])])
     assert "\nkept\n" in scorecard.refresh_readme(text, table, tmp_path)
     assert "no data files here for car" in capsys.readouterr().err
+
+
+def test_readme_refresh_reuses_the_records_the_scorecard_read(tmp_path, monkeypatch):
+    begin, end = results_summary.README_BEGIN, results_summary.README_END
+    fixed = (fixed_summary.README_BEGIN, fixed_summary.README_END)
+    text = (f"{scorecard.README_BEGIN}\n{scorecard.README_END}\n{fixed[0]}\n{fixed[1]}\n"
+            f"{begin}\nold\n{end}\n")
+    reads = []
+
+    def counted(source):
+        def read(results):
+            reads.append(source.__name__)
+            return source(results)
+        return read
+
+    for name in ("class_lr_records", "fixed_classifier_records"):
+        monkeypatch.setattr(scorecard, name, counted(getattr(scorecard, name)))
+    monkeypatch.setattr(scorecard, "CLAIMS", [replace(claim, source=getattr(
+        scorecard, claim.source.__name__, claim.source)) for claim in scorecard.CLAIMS])
+    sources: dict = {}
+    table = scorecard.scorecard(tmp_path, sources=sources)  # an empty results folder
+    assert sorted(reads) == ["class_lr_records", "fixed_classifier_records"]
+    refreshed = scorecard.refresh_readme(text, table, tmp_path, sources)
+    assert len(reads) == 2  # read once each, by the scorecard
+    assert "No paper-profile class-lr records" in refreshed
+    scorecard.refresh_readme(text, table, tmp_path)  # without them: read again
+    assert len(reads) == 4
 
 
 def test_still_to_run_counts_the_configs_without_a_record(uci_dir):
