@@ -146,6 +146,16 @@ def test_the_missing_table_says_where_a_saved_group_stands(results, monkeypatch)
         experiment.run_cutoffs(configs, save_every_s=0)
     table = sweep.missing(configs)
     assert table["saved state"].tolist() == ["selu class_lr: epoch 3, cutoff 2 (alpha_mu 1e+05)"]
+    monkeypatch.undo()
+    monkeypatch.setenv("COMPANION_RESULTS_DIR", str(results))
+    uninterrupted = experiment.run_cutoffs(configs, save_every_s=None)
+    experiment.state_path(configs).unlink()  # start afresh
+    _kill_after_save(monkeypatch, 7)  # cutoff 2 has ended; the class-lr epoch 3 of cutoff 4
+    with pytest.raises(Killed):
+        experiment.run_cutoffs(configs, save_every_s=0)
+    done = f"{100 * uninterrupted[0]['test_accuracy']:.2f}%"
+    assert sweep.missing(configs)["saved state"].tolist() == [
+        f"selu class_lr: cutoff 2 done: {done}; epoch 3, cutoff 4 (alpha_mu 1e+05)"]
     saved = experiment.state_path(configs)
     saved.write_bytes(b"torn")
     assert "unreadable" in sweep.missing(configs)["saved state"][0]
