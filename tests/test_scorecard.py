@@ -153,6 +153,27 @@ def test_class_lr_estimate_names_the_data_sets_without_a_change(tmp_path):
             ) == pytest.approx((low.low, low.high))
 
 
+def test_a_verdict_that_data_sets_short_of_seeds_could_turn_says_so():
+    found = []
+    for dataset, gains in (("car", (1, 1, 1)), ("abalone", (0, 1, 0)), ("yeast", (2, 1, 2)),
+                           ("titanic", (-4,))):  # titanic: one seed, a large loss
+        for seed, gain in enumerate(gains):
+            found += [class_lr_record(dataset, "selu", "baseline", seed, [1] * 4 + [0] * 6),
+                      class_lr_record(dataset, "selu", "class_lr", seed,
+                                      [1] * (4 + gain) + [0] * (6 - gain))]
+    estimate = estimates.class_lr_accuracy_change("selu")(found)
+    full = estimates.comparisons.mean_change([10, 10 / 3, 50 / 3])  # the 3-seed data sets
+    assert (estimate.details["most seeds: low"], estimate.details["most seeds: high"]
+            ) == pytest.approx((full.low, full.high))
+    assert (estimate.details["most seeds: n"], estimate.details["most seeds: seeds"]) == (3, 3)
+    claim = scorecard.CLAIMS_BY_KEY["class_lr_selu"]
+    assert claim.verdict(estimate) == scorecard.INCONCLUSIVE  # titanic's -40 pulls it down
+    assert scorecard._could_turn(claim, estimate) == (
+        " (could turn the verdict: reproduced over the 3 data sets with 3 seeds only)")
+    even = [r for r in found if r["config"]["dataset"] != "titanic"]
+    assert "most seeds: low" not in estimates.class_lr_accuracy_change("selu")(even).details
+
+
 def test_readme_shows_the_scorecard_of_the_committed_records(committed):
     readme = (ROOT / "README.md").read_text()
     block = readme.split(scorecard.README_BEGIN, 1)[1].split(scorecard.README_END, 1)[0]

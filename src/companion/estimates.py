@@ -98,17 +98,32 @@ def class_lr_accuracy_change(activation: str
         mean = _mean_change(rows, "class-lr - baseline", _profile(found))
         if mean is None:
             return None
+        details = _fewer_seeds_details(rows)
         # Data sets with records of this activation but no change yet (baselines only).
         names = long.loc[long["activation"] == activation, "dataset"].unique()
         sensitivity = verdict.missing_sensitivity(changes, names).loc[activation]
         if not sensitivity["missing"]:
-            return mean
+            return replace(mean, details=details)
         return replace(mean, profile=f"{mean.profile}; missing: "
                        f"{sensitivity['missing data sets']}", details={
-            "missing": float(sensitivity["missing"]),
+            **details, "missing": float(sensitivity["missing"]),
             **{f"{end} fill: {bound}": float(sensitivity[f"{end}: mean {bound}"])
                for end in verdict.MISSING_FILLS for bound in ("low", "high")}})
     return estimate
+
+
+def _fewer_seeds_details(rows: pd.DataFrame) -> dict[str, float]:
+    """The interval of the mean change over the data sets with the most paired seeds only
+    ('most seeds: low/high/n/seeds'), where some data sets have fewer: a change from one
+    seed carries its seed noise whole, so the scorecard says when leaving such data sets out
+    would turn the verdict (`scorecard._could_turn`). {} when every data set has as many."""
+    most = int(rows["seeds"].max())
+    full = rows[rows["seeds"] == most]
+    if len(full) == len(rows) or len(full) < 3:
+        return {}
+    interval = comparisons.mean_change(full["change"].to_numpy(float))
+    return {"most seeds: low": interval.low, "most seeds: high": interval.high,
+            "most seeds: n": float(len(full)), "most seeds: seeds": float(most)}
 
 
 def specialisation_change(found: list[dict[str, Any]]) -> Estimate | None:

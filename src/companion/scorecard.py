@@ -241,19 +241,22 @@ CLAIMS_BY_KEY = {claim.key: claim for claim in CLAIMS}
 
 
 def _could_turn(claim: Claim, estimate: Estimate) -> str:
-    """What the data sets still missing could make of the verdict: the interval under each fill
-    of `class_lr.verdict.missing_sensitivity` (the `<fill> fill: low/high` details of the
-    estimate); '' when nothing is missing or no fill changes the verdict."""
-    if not estimate.details.get("missing"):
-        return ""
-    now, turns = claim.verdict(estimate), []
-    fills = [key.removesuffix(" fill: low") for key in estimate.details
-             if key.endswith(" fill: low")]
-    for end in fills:
-        filled = replace(estimate, low=estimate.details[f"{end} fill: low"],
-                         high=estimate.details[f"{end} fill: high"])
+    """What the data sets still missing, or short of seeds, could make of the verdict: the
+    interval under each fill of `class_lr.verdict.missing_sensitivity` (the `<fill> fill:
+    low/high` details of the estimate) and over the data sets with the most seeds only (the
+    `most seeds: ...` details); '' when no such interval changes the verdict."""
+    details, now, turns = estimate.details, claim.verdict(estimate), []
+    fills = [key.removesuffix(" fill: low") for key in details if key.endswith(" fill: low")]
+    for end in fills if details.get("missing") else []:
+        filled = replace(estimate, low=details[f"{end} fill: low"],
+                         high=details[f"{end} fill: high"])
         if (verdict := claim.verdict(filled)) != now:
             turns.append(f"{verdict} at the {end} change recorded")
+    if "most seeds: low" in details:
+        fewer = replace(estimate, low=details["most seeds: low"], high=details["most seeds: high"])
+        if (verdict := claim.verdict(fewer)) != now:
+            turns.append(f"{verdict} over the {details['most seeds: n']:.0f} data sets with "
+                         f"{details['most seeds: seeds']:.0f} seeds only")
     return f" (could turn the verdict: {'; '.join(turns)})" if turns else ""
 
 
