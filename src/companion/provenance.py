@@ -28,7 +28,8 @@ NOT_RUN_CODE = PLUMBING | frozenset({
     "tables.py", "figures.py", "outputs.py", "sweep.py", "verify.py", "lm_sweep.py",
     "__main__.py", "verdict.py", "findings.py", "comparisons.py", "scorecard.py", "site.py",
     "estimates.py", "budget.py", "analytic.py", "imagenet_report.py", "lm_figures.py",
-    "paper_checks.py", "batch_size.py", "minibatch_reading.py", "results_summary.py"})
+    "paper_checks.py", "paper_ties.py", "batch_size.py", "minibatch_reading.py",
+    "results_summary.py"})
 # Version 2 of the fingerprint (2026-12-04). Version 1 (records without
 # `code_fingerprint_version`) hashed the presentation modules too, so that editing a table
 # marked every record as other code, and it left out class_lr/capture.py, which is run code

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from companion import comparisons, estimates
-from companion.class_lr import findings, sweep, tables, verdict
+from companion.class_lr import findings, paper_ties, sweep, tables, verdict
 from companion.class_lr.registry import ACTIVATIONS, METHODS, architecture, paper_change
 from companion.class_lr.tables import ACTIVATION_LABELS, column_name
 from companion.data import uci
@@ -230,6 +230,15 @@ def noise_line(summary: pd.DataFrame, long: pd.DataFrame) -> str:
             f"{exchange['data sets']} data sets, p = {exchange['p_value']:.2f}).")
 
 
+def ties_line(records: Sequence[dict[str, Any]]) -> str:
+    """The paper's "equal" counts against the ties of our runs, seed by seed
+    (`paper_ties`)."""
+    check = paper_ties.tie_check(paper_ties.tie_rates(records))
+    return ("The paper's \"equal\" outcomes (class lr = baseline to the printed 0.01 points) "
+            "against our class-lr runs that tie the baseline of their seed "
+            f"(`class_lr.paper_ties`): {paper_ties.describe(check)}")
+
+
 def outlier_line(table2: pd.DataFrame) -> str:
     """How the cells of Table 2 (:func:`built_table`) more than 4 points from the paper divide
     (`findings.outliers`)."""
@@ -261,7 +270,7 @@ def table2_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     sensitivity = verdict.missing_sensitivity(changes, names)
     short = sensitivity[sensitivity["missing"] > 0]
     lines += verdict.describe_missing_sensitivity(short).splitlines() if len(short) else []
-    return [*lines, noise_line(summary, long), outlier_line(table2)]
+    return [*lines, noise_line(summary, long), ties_line(records), outlier_line(table2)]
 
 
 def table3_lines(records: Sequence[dict[str, Any]]) -> list[str]:
