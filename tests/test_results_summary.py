@@ -95,6 +95,17 @@ def test_mean_over_complete_data_sets_leaves_out_those_short_of_seeds():
         complete, results_summary.seed_coverage(long.loc[long["dataset"] != "titanic"])) is None
 
 
+def test_distance_line_gives_each_columns_mean_gap_with_its_bootstrap_interval():
+    gaps = {column: [1.0 + i, -2.0, 0.5 * i, float("nan")]
+            for i, column in enumerate(results_summary.COLUMNS)}
+    frame = pd.DataFrame({(column, "diff"): values for column, values in gaps.items()})
+    line = results_summary.distance_line(frame)
+    for column, values in gaps.items():
+        interval = comparisons.mean_change([abs(v) for v in values[:3]])  # NaN: not compared
+        assert (f"{column} {interval.estimate:.2f} ({interval.low:.2f} to "
+                f"{interval.high:.2f})") in line
+
+
 def test_signed_keeps_a_bound_just_below_zero_visible():
     assert comparisons.signed(-0.0002) == "-0.0002"
     assert comparisons.signed(0.0) == "+0.00"

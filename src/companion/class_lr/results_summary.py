@@ -190,11 +190,14 @@ def still_to_run_line(found: Sequence[dict[str, Any]]) -> str:
 
 
 def distance_line(frame: pd.DataFrame) -> str:
-    """Mean |ours - paper| per column of a table from :func:`built_table`."""
+    """Mean |ours - paper| per column of a table from :func:`built_table`, with its 95%
+    bootstrap interval over data sets (how much the summary hangs on a few far cells)."""
     summary = tables.summary(frame)
-    parts = ", ".join(f"{column} {summary.loc[column, 'mean |ours - paper|']:.2f}"
-                      for column in COLUMNS)
-    return f"Mean |ours - paper| (points, each cell the mean over its seeds): {parts}."
+    parts = [f"{column} {row['mean |ours - paper|']:.2f} ({row['95% interval: low']:.2f} to "
+             f"{row['95% interval: high']:.2f})" for column, row in summary.loc[
+                 list(COLUMNS)].iterrows()]
+    return ("Mean |ours - paper| (points, each cell the mean over its seeds; 95% bootstrap "
+            f"interval over data sets): {', '.join(parts)}.")
 
 
 def complete_only_line(changes: pd.DataFrame, coverage: pd.DataFrame) -> str | None:

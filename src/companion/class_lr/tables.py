@@ -282,15 +282,19 @@ def build(
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per column: data sets compared and mean absolute difference to the paper."""
+    """Per column: data sets compared and mean absolute difference to the paper, with its 95%
+    bootstrap interval over data sets (`comparisons.mean_change`)."""
     rows = []
     for label in dict.fromkeys(c[0] for c in frame.columns if c[0] and (c[0], "diff") in frame):
         diff = frame[(label, "diff")]
+        interval = comparisons.mean_change(diff.dropna().abs().to_numpy(float))
         rows.append(
             {
                 "column": label,
                 "data sets compared": int(diff.notna().sum()),
                 "mean |ours - paper|": diff.abs().mean(),
+                "95% interval: low": interval.low,
+                "95% interval: high": interval.high,
                 "mean ours - paper": diff.mean(),
             }
         )
