@@ -6,6 +6,8 @@ interrupts after that save is lost and redone, so the resumed run starts from ex
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -36,6 +38,13 @@ def _kill_after_save(monkeypatch: pytest.MonkeyPatch, n: int) -> list[int]:
     return saves
 
 
+@functools.cache
+def _uninterrupted(configs: tuple[experiment.UCIRunConfig, ...]) -> tuple[dict, ...]:
+    """The records of a run that saves nothing (computed once per module: a run is a pure
+    function of its configs, and the tests only read these records)."""
+    return tuple(experiment.run_cutoffs(list(configs), save_every_s=None))
+
+
 def _what_it_found(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in HOW_MADE}
 
@@ -56,7 +65,7 @@ def results(tmp_path, monkeypatch):
 @pytest.mark.parametrize("kill_at", [1, 2, 3, 6, 7, 8, 9])
 def test_killed_cutoff_group_resumes_to_the_same_records(results, monkeypatch, kill_at):
     configs = _cutoff_configs()
-    uninterrupted = experiment.run_cutoffs(configs, save_every_s=None)
+    uninterrupted = _uninterrupted(tuple(configs))
     saved = experiment.state_path(configs)
 
     _kill_after_save(monkeypatch, kill_at)
@@ -148,7 +157,7 @@ def test_the_missing_table_says_where_a_saved_group_stands(results, monkeypatch)
     assert table["saved state"].tolist() == ["selu class_lr: epoch 3, cutoff 2 (alpha_mu 1e+05)"]
     monkeypatch.undo()
     monkeypatch.setenv("COMPANION_RESULTS_DIR", str(results))
-    uninterrupted = experiment.run_cutoffs(configs, save_every_s=None)
+    uninterrupted = _uninterrupted(tuple(configs))
     experiment.state_path(configs).unlink()  # start afresh
     _kill_after_save(monkeypatch, 7)  # cutoff 2 has ended; the class-lr epoch 3 of cutoff 4
     with pytest.raises(Killed):
