@@ -7,6 +7,7 @@ interrupts after that save is lost and redone, so the resumed run starts from ex
 from __future__ import annotations
 
 import functools
+import re
 
 import pytest
 import torch
@@ -154,7 +155,9 @@ def test_the_missing_table_says_where_a_saved_group_stands(results, monkeypatch)
     with pytest.raises(Killed):
         experiment.run_cutoffs(configs, save_every_s=0)
     table = sweep.missing(configs)
-    assert table["saved state"].tolist() == ["selu class_lr: epoch 3, cutoff 2 (alpha_mu 1e+05)"]
+    [state] = table["saved state"].tolist()
+    assert re.fullmatch(r"selu class_lr: epoch 3, cutoff 2 \(alpha_mu 1e\+05\), about "
+                        r"\d+\.\d h left at \d+ s an epoch", state)
     monkeypatch.undo()
     monkeypatch.setenv("COMPANION_RESULTS_DIR", str(results))
     uninterrupted = _uninterrupted(tuple(configs))
@@ -163,8 +166,31 @@ def test_the_missing_table_says_where_a_saved_group_stands(results, monkeypatch)
     with pytest.raises(Killed):
         experiment.run_cutoffs(configs, save_every_s=0)
     done = f"{100 * uninterrupted[0]['test_accuracy']:.2f}%"
-    assert sweep.missing(configs)["saved state"].tolist() == [
-        f"selu class_lr: cutoff 2 done: {done}; epoch 3, cutoff 4 (alpha_mu 1e+05)"]
+    [state] = sweep.missing(configs)["saved state"].tolist()
+    assert state.startswith(
+        f"selu class_lr: cutoff 2 done: {done}; epoch 3, cutoff 4 (alpha_mu 1e+05), about ")
     saved = experiment.state_path(configs)
     saved.write_bytes(b"torn")
     assert "unreadable" in sweep.missing(configs)["saved state"][0]
+
+
+def test_time_left_counts_the_epochs_of_the_branch_in_training_and_of_those_after_it(
+        results, monkeypatch):
+    configs = _cutoff_configs()  # 6 epochs, cutoffs 2 and 4
+    asked = []
+    monkeypatch.setattr(sweep, "_time_left", lambda progress, epoch, start, left: asked.append(
+        (epoch, start, left)) or "")
+    for kill_at in (3, 7):  # epoch 3 of cutoff 2's SGD; epoch 3, class lr towards cutoff 4
+        with monkeypatch.context() as dying:
+            _kill_after_save(dying, kill_at)
+            with pytest.raises(Killed):
+                experiment.run_cutoffs(configs, save_every_s=0)
+        sweep.missing(configs)
+        experiment.state_path(configs).unlink()
+    # cutoff 2: epochs 4-6 of its branch, then cutoff 4's branch from epoch 2: 3 + 4 epochs;
+    # cutoff 4 (its branch from epoch 2): epochs 4-6
+    assert asked == [(3, 0, 7), (3, 2, 3)]
+    monkeypatch.undo()
+    assert sweep._time_left({"elapsed": 300.0}, 5, 2, 36) == (
+        ", about 1.0 h left at 100 s an epoch")
+    assert sweep._time_left({"elapsed": 300.0}, 2, 2, 36) == ""  # no epoch of its own yet

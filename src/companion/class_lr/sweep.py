@@ -224,15 +224,33 @@ def saved_progress(configs: list[experiment.UCIRunConfig]) -> str | None:
     if settings["code_fingerprint"] != provenance.code_fingerprint(experiment.EXPERIMENT):
         return f"made by other run code: delete {path}"
     if configs[0].method != "class_lr":
-        return f"epoch {epoch}"
-    cutoff = progress["pending"][progress["position"]]
+        return f"epoch {epoch}" + _time_left(progress, epoch, 0, configs[0].epochs - epoch)
+    pending, position = progress["pending"], progress["position"]
+    cutoff = pending[position]
     # cutoffs whose branch has ended: their records are written when the whole group ends
     done = [f"cutoff {c} done: " + ("diverged" if r.get("test_accuracy") is None
                                     else f"{100 * r['test_accuracy']:.2f}%")
             for c, r in sorted(progress["results"].items())
             if c != cutoff and r.get("non_convergence") is None]
-    return "; ".join([*done, f"epoch {epoch}, cutoff {cutoff} "
-                             f"(alpha_mu {progress['alpha_mu']:.0e})"])
+    # the branch in training started at the previous cutoff; each later one starts at its own
+    # predecessor and trains to the last epoch
+    epochs = configs[0].epochs
+    left = epochs - epoch + sum(epochs - earlier for earlier in pending[position:-1])
+    start = pending[position - 1] if position else 0
+    return "; ".join([*done, f"epoch {epoch}, cutoff {cutoff} (alpha_mu "
+                             f"{progress['alpha_mu']:.0e})" + _time_left(progress, epoch, start,
+                                                                         left)])
+
+
+def _time_left(progress: dict[str, Any], epoch: int, start: int, left: int) -> str:
+    """', about 3.2 h left at 95 s an epoch' from the seconds the saved segment took since
+    epoch `start` ('' before its first epoch); class-lr epochs cost more than plain SGD ones,
+    so it is a rough guide, without alpha_mu retries."""
+    elapsed = progress.get("elapsed")
+    if not elapsed or epoch <= start:
+        return ""
+    per_epoch = elapsed / (epoch - start)
+    return f", about {left * per_epoch / 3600:.1f} h left at {per_epoch:.0f} s an epoch"
 
 
 def experiment_name(grid: list[experiment.UCIRunConfig]) -> str:
