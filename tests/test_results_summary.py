@@ -67,7 +67,8 @@ def test_run_by_run_lists_every_seed_and_cutoff_of_a_data_set_short_of_seeds():
     retried.update(alpha_mu_used=1e4,
                    attempts=[{"alpha_mu": 1e5, "reason": "non-finite training loss"}])
     found.append(class_lr_record("abalone", "tanh", "baseline", 0, [1, 1, 0, 0]))
-    [line] = results_summary.run_by_run_lines(found, ["abalone"])
+    changes = verdict.paired_changes(verdict.long_accuracies(found))
+    [line] = results_summary.run_by_run_lines(found, changes, ["abalone"])
     se = comparisons.binomial_se(275 / 8, 4)  # at the mean of the 8 accuracies listed
     assert line.startswith(f"Abalone, run by run (4 test rows; binomial SE of one accuracy "
                            f"{se:.2f} points): SELU: baseline 25.00% (seed 0), 25.00% (seed 1)")
@@ -79,7 +80,7 @@ def test_run_by_run_lists_every_seed_and_cutoff_of_a_data_set_short_of_seeds():
     paper = registry.paper_change(2, "abalone", "selu")
     assert f"change +50.00 points over 1 paired seed(s) (the paper: {paper:+.2f})" in line
     assert line.endswith("tanh: baseline 50.00% (seed 0).")
-    assert results_summary.run_by_run_lines(found, ["car"]) == []  # no record: no line
+    assert results_summary.run_by_run_lines(found, changes, ["car"]) == []  # no record
 
 
 def test_mean_over_complete_data_sets_leaves_out_those_short_of_seeds():

@@ -115,10 +115,12 @@ def _class_lr_runs_text(runs: Sequence[dict[str, Any]], chosen: dict[str, Any] |
     return text + (f" ({'; '.join(retried)})" if retried else "")
 
 
-def run_by_run_lines(records: Sequence[dict[str, Any]], names: Iterable[str]) -> list[str]:
-    """For each data set of `names` (those short of seeds): every run, seed by seed, beside the
-    paper's change, with the test-set size and the binomial SE of one accuracy, so that a
-    reader can weigh a one- or two-seed cell without a hand-kept paragraph."""
+def run_by_run_lines(records: Sequence[dict[str, Any]], changes: pd.DataFrame,
+                     names: Iterable[str]) -> list[str]:
+    """For each data set of `names` (those short of seeds): every run, seed by seed, and its
+    class-lr change over the paired seeds (`changes`, from `verdict.paired_changes`) beside
+    the paper's, with the test-set size and the binomial SE of one accuracy, so that a reader
+    can weigh a one- or two-seed cell without a hand-kept paragraph."""
     chosen = tables.selected(records)
     lines = []
     for name in names:
@@ -139,18 +141,16 @@ def run_by_run_lines(records: Sequence[dict[str, Any]], names: Iterable[str]) ->
                 f"{baseline[seed]:.2f}% (seed {seed})" for seed in sorted(baseline)) or "none")
             seeds = sorted({r["config"]["seed"] for r in runs
                             if r["config"]["method"] == "class_lr"})
-            changes = []
             for seed in seeds:
                 key = (name, activation, "class_lr", seed)
                 group = [r for r in runs if r["config"]["method"] == "class_lr"
                          and r["config"]["seed"] == seed]
                 text += f"; class lr seed {seed}: {_class_lr_runs_text(group, chosen.get(key))}"
-                if key in chosen and seed in baseline:
-                    changes.append(100 * chosen[key]["test_accuracy"] - baseline[seed])
-            if changes:
+            paired = changes[(changes["dataset"] == name) & (changes["activation"] == activation)]
+            for row in paired.itertuples():
                 paper = paper_change(2, name, activation)
-                text += (f"; change {comparisons.signed(sum(changes) / len(changes))} points "
-                         f"over {len(changes)} paired seed(s)"
+                text += (f"; change {comparisons.signed(row.change)} points "
+                         f"over {row.seeds} paired seed(s)"
                          + ("" if paper is None else f" (the paper: {paper:+.2f})"))
             parts.append(text)
         lines.append(f"{architecture(name).paper_name}, run by run ({n_test:,} test rows; "
@@ -264,7 +264,8 @@ def table2_lines(records: Sequence[dict[str, Any]]) -> list[str]:
                                       verdict.null_calibration(records))
     table2, coverage = built_table(records, table=2), seed_coverage(long)
     lines = [*coverage_lines(records, coverage),
-             *run_by_run_lines(records, incomplete(coverage).index), still_to_run_line(records),
+             *run_by_run_lines(records, changes, incomplete(coverage).index),
+             still_to_run_line(records),
              distance_line(table2)]
     lines += list(verdict.verdicts(summary).values())
     complete = complete_only_line(changes, coverage)
