@@ -114,6 +114,29 @@ def test_configs_and_profiles(image_folder):
 # ---------------------------------------------------------------- data-parallel training
 
 
+def test_teardown_frees_a_wrapper_left_in_a_reference_cycle(tmp_path):
+    """DDP sits in a reference cycle: teardown must free it (and the group) before exit."""
+    import gc
+    import weakref
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    gc.disable()  # only teardown's own collection may free the wrapper
+    try:
+        model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 2))
+        model(torch.randn(4, 3)).sum().backward()
+        wrapper = weakref.ref(model)
+        del model
+        assert wrapper() is not None  # the cycle keeps it alive after del
+        distributed.teardown()
+        assert wrapper() is None and not dist.is_initialized()
+    finally:
+        gc.enable()
+        distributed.teardown()
+
+
 def test_two_processes_step_like_one_on_the_union_of_their_batches(tmp_path):
     result = torchrun("step", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -21,6 +21,7 @@ Kept whole (over 300 lines): the process-group helpers serve only the trainer at
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import math
 import os
@@ -86,7 +87,15 @@ def setup(device: str | None = None) -> Context:
 
 
 def teardown() -> None:
+    """Leave the process group and free it now, not during interpreter shutdown.
+
+    A DistributedDataParallel wrapper sits in a reference cycle, so it (and through its reducer
+    the gloo or NCCL group) outlives `del` until the garbage collector runs; left to the exit,
+    gloo's threads were torn down during finalization and one rank in a CI run aborted
+    ("terminate called without an active exception"). Collect first, then destroy.
+    """
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
