@@ -11,6 +11,11 @@ Rates measured from the committed paper-profile records on the project's 2-core 
   set and agrees for the largest nets (17-33 s a teraflop, measured 2026-12-05 beside two
   nice-10 sweeps). The rate used before, 190 s a teraflop (the median ratio, dominated by the
   small data sets' fixed cost), overstated the largest nets about tenfold.
+  A method term does not earn its place: over the 2,440 CPU records of 2026-12-07 the same
+  regression with a class-lr slope added gives 22.6 s a teraflop plus 1.8 for class-lr runs
+  (1.2 without the runs that retried a smaller alpha_mu), and on the largest quarter of data
+  sets class-lr and baseline runs took a median 27.3 and 28.2 s a teraflop. Chess-krvk's class-lr
+  groups took about 30% more than this model says because they ran beside other jobs.
 - fixed classifier: ResNet-20 on all 50,000 CIFAR-10 images took 5,715-5,818 s for 30 epochs,
   about 193 s an epoch; a CIFAR ResNet's cost grows with its blocks per stage n (depth 6n+2),
   so ResNet-56 (n = 9) at 164 epochs is about 26 CPU-hours a run.
