@@ -15,7 +15,8 @@ Rates measured from the committed paper-profile records on the project's 2-core 
   regression with a class-lr slope added gives 22.6 s a teraflop plus 1.8 for class-lr runs
   (1.2 without the runs that retried a smaller alpha_mu), and on the largest quarter of data
   sets class-lr and baseline runs took a median 27.3 and 28.2 s a teraflop. Chess-krvk's class-lr
-  groups took about 30% more than this model says because they ran beside other jobs.
+  groups took about 30% more than this model says; they ran beside other sweeps, tests and
+  renders, whose load this model (a median over such runs) averages rather than predicts.
 - fixed classifier: ResNet-20 on all 50,000 CIFAR-10 images took 5,715-5,818 s for 30 epochs,
   about 193 s an epoch; a CIFAR ResNet's cost grows with its blocks per stage n (depth 6n+2),
   so ResNet-56 (n = 9) at 164 epochs is about 26 CPU-hours a run.
