@@ -115,7 +115,9 @@ def test_configs_and_profiles(image_folder):
 
 
 def test_teardown_frees_a_wrapper_left_in_a_reference_cycle(tmp_path):
-    """DDP sits in a reference cycle: teardown must free it (and the group) before exit."""
+    """A DDP wrapper held by a reference cycle (in a fresh process DDP sits in one itself;
+    a trainer with callbacks is another) must be freed, with the group, by teardown, not at
+    interpreter exit."""
     import gc
     import weakref
 
@@ -128,7 +130,9 @@ def test_teardown_frees_a_wrapper_left_in_a_reference_cycle(tmp_path):
         model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 2))
         model(torch.randn(4, 3)).sum().backward()
         wrapper = weakref.ref(model)
-        del model
+        holder: dict = {"model": model}
+        holder["self"] = holder  # the cycle
+        del model, holder
         assert wrapper() is not None  # the cycle keeps it alive after del
         distributed.teardown()
         assert wrapper() is None and not dist.is_initialized()
