@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from synthetic_records import class_lr_record
 
 from companion import budget, comparisons, estimates, scorecard
@@ -181,8 +182,27 @@ def test_still_to_run_counts_the_configs_without_a_record(uci_dir):
     assert line.startswith(f"Still to run: {len(left)} of {len(grid):,} configs (Car seed 1: 9)")
     hours = budget.class_lr_hours(len(left), len(left) * sweep.training_cost("car", "paper"))
     assert f"about {hours:.0f} CPU-hours" in line
+    assert "by the median wall time" not in line  # no record has a wall time
     everything = [{"config": config_dict(c)} for c in grid]
     assert results_summary.still_to_run_line(everything).startswith("Nothing left to run")
+
+
+def test_still_to_run_prices_configs_by_the_wall_times_recorded_for_them(uci_dir):
+    grid = estimates.paper_profile_configs(sweep.available_datasets())
+    left = [c for c in grid if c.dataset == "car" and c.seed == 1]  # 3 baselines, 9 class lr
+    found = [{"config": config_dict(c)} for c in grid if c not in left]
+    timed = [c for c in grid if c.dataset == "car" and c.seed == 0 and c.method == "class_lr"]
+    for config, seconds in zip(timed[:3], (3600.0, 7200.0, 36000.0)):
+        record = next(r for r in found if r["config"] == config_dict(config))
+        record.update(device="cpu", wall_time_s=seconds)  # median 7,200 s
+    gpu = next(r for r in found if r["config"] == config_dict(timed[3]))
+    gpu.update(device="NVIDIA H200", wall_time_s=10.0)  # not a CPU time: left out
+    hours, unpriced = budget.class_lr_recorded_hours(left, found)
+    assert hours == pytest.approx(9 * 2.0) and [c.method for c in unpriced] == ["baseline"] * 3
+    baselines = budget.class_lr_hours(3, 3 * sweep.training_cost("car", "paper"))
+    line = results_summary.still_to_run_line(found)
+    assert f"about {18 + baselines:.0f} by the median wall time" in line
+    assert "9 of them, the rest by the model" in line
 
 
 def test_block_without_records_says_so():

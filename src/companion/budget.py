@@ -55,6 +55,25 @@ def class_lr_hours(runs: Any, teraflops: Any) -> Any:
     return (runs * CLASS_LR_SECONDS_PER_RUN + teraflops * CLASS_LR_SECONDS_PER_TERAFLOP) / 3600
 
 
+def class_lr_recorded_hours(configs: Sequence[Any], found: Sequence[dict[str, Any]]
+                            ) -> tuple[float, list[Any]]:
+    """(CPU-hours, configs left unpriced) for class-lr `configs` by the records in `found`:
+    a config whose data set and method have records made on a CPU is priced at the median wall
+    time of those records (alpha_mu retries and the load the runs shared the machine with
+    included), the measured counterpart of :func:`class_lr_cpu_hours`; the others are
+    returned for the model to price."""
+    import numpy as np
+
+    times: dict[tuple[str, str], list[float]] = {}
+    for record in found:
+        if record.get("device") == "cpu" and record.get("wall_time_s") is not None:
+            key = (record["config"]["dataset"], record["config"]["method"])
+            times.setdefault(key, []).append(float(record["wall_time_s"]))
+    seconds = sum(float(np.median(times[(c.dataset, c.method)])) for c in configs
+                  if (c.dataset, c.method) in times)
+    return seconds / 3600, [c for c in configs if (c.dataset, c.method) not in times]
+
+
 def fit_class_lr_rates(teraflops: Sequence[float], seconds: Sequence[float]
                        ) -> tuple[float, float]:
     """(seconds a run, seconds a teraflop): the median regression (statsmodels `QuantReg`,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from companion import comparisons, estimates
+from companion import budget, comparisons, estimates
 from companion.class_lr import findings, paper_ties, sweep, tables, verdict
 from companion.class_lr.registry import ACTIVATIONS, METHODS, architecture, paper_change
 from companion.class_lr.tables import ACTIVATION_LABELS, column_name
@@ -183,10 +183,19 @@ def still_to_run_line(found: Sequence[dict[str, Any]]) -> str:
         for name in names)
     if len(names) > LISTED_DATASETS:
         parts = f"on {len(names)} data sets"
+    hours, unpriced = budget.class_lr_recorded_hours(missing, found)
+    measured = ""
+    if len(unpriced) < len(missing):
+        hours += sweep.cost_by_dataset_and_seed(unpriced)["CPU-hours"].sum() if unpriced else 0
+        which = ("these configs" if not unpriced
+                 else f"{len(missing) - len(unpriced)} of them, the rest by the model")
+        measured = (f"; about {hours:.0f} by the median wall time of the CPU records of the same "
+                    f"data set and method ({which}; those runs shared the machine with other "
+                    "jobs and include their retries)")
     return (f"Still to run: {len(missing):,} of {len(grid):,} configs ({parts}), about "
             f"{cost['CPU-hours'].sum():.0f} CPU-hours on one core each by `companion.budget`'s "
-            "cost model (alpha_mu retries on top; `make sweep-missing` lists them with any "
-            "saved state).")
+            f"cost model (alpha_mu retries on top){measured}. Work kept in saved states is not "
+            "subtracted; `make sweep-missing` lists them with any saved state.")
 
 
 def distance_line(frame: pd.DataFrame) -> str:
