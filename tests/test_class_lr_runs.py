@@ -72,6 +72,10 @@ def test_sweep_runs_cutoffs_as_one_group(uci_dir):
 def test_class_lr_run_learns(uci_dir, activation):
     record = experiment.run(_configs(activation=activation)[2])
     assert not record["diverged"] and record["test_accuracy"] > 0.5
+    history = record["history"]  # the test rows are evaluated once, after training
+    assert set(history) == {"train_loss", "val_accuracy"}
+    assert len(history["val_accuracy"]) == record["config"]["epochs"]
+    assert record["val_accuracy"] == history["val_accuracy"][-1]
 
 
 def _fake(dataset, activation, method, cutoff, val, correct):
