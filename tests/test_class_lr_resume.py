@@ -132,6 +132,15 @@ def test_a_state_of_other_code_or_a_broken_file_is_refused(results, monkeypatch)
     torch.save(state, saved)
     with pytest.raises(RuntimeError, match="delete it"):
         experiment.run_cutoffs(configs, save_every_s=0)
+    # a sweep stops before it starts anything and says where the state could be resumed
+    written = saved.read_bytes()
+    with pytest.raises(RuntimeError, match="nothing was started") as refused:
+        sweep.run_configs(configs)
+    assert str(saved) in str(refused.value) and "no recent commit has that code" in str(
+        refused.value)
+    assert saved.read_bytes() == written and not list(results.rglob("*.json"))
+    assert sweep.missing(configs)["saved state"][0].startswith(
+        "selu class_lr: made by other run code (00000000)")
 
     saved.write_bytes(b"half a file")
     with pytest.raises(RuntimeError, match="delete it"):

@@ -616,3 +616,13 @@ def test_version_1_fingerprints_are_recomputed_from_the_commits():
     current = {**record, "code_fingerprint_version": provenance.FINGERPRINT_VERSION}
     # a version-2 fingerprint is looked up among version-2 fingerprints: none is this one
     assert provenance.run_code_commit(current, "class-lr-uci-paper") is None
+
+
+def test_the_newest_commit_of_a_fingerprint_is_found_for_a_saved_state():
+    # 1315b8838813e53b is the class-lr run code from bed82b2 to af4999e (2026-12-06/07); the
+    # commit after af4999e dropped the per-epoch test evaluation
+    found = provenance.latest_commit_of_fingerprint("1315b8838813e53b", "class-lr-uci-paper",
+                                                    depth=5000)
+    assert found == "af4999e439853cd836cf0d6f9fabcf0074009570"
+    assert provenance.latest_commit_of_fingerprint("0" * 16, "class-lr-uci-paper",
+                                                   depth=20) is None

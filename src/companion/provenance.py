@@ -169,6 +169,19 @@ def _commit_of_fingerprint(base: str, fingerprint: str, experiment: str, version
                  if _fingerprint_at(c, experiment, version) == fingerprint), None)
 
 
+def latest_commit_of_fingerprint(fingerprint: str, experiment: str, depth: int = 200
+                                 ) -> str | None:
+    """The newest of HEAD's last `depth` commits whose run code of `experiment` has
+    `fingerprint` (this version's): the commit to check out to resume a saved state that
+    other run code wrote. None when none of them has it."""
+    try:
+        commits = _git("rev-list", f"--max-count={depth}", "HEAD").split()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return next((c for c in commits
+                 if _fingerprint_at(c, experiment, FINGERPRINT_VERSION) == fingerprint), None)
+
+
 @cache
 def _same_run_code_since(commit: str, experiment: str) -> bool:
     paths = [str(p.relative_to(REPO_ROOT)) for p in run_code_files(experiment)]

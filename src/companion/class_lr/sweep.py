@@ -23,6 +23,7 @@ import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -137,6 +138,10 @@ def run_configs(
     """
     name = experiment_name(grid)
     resolve_device(device)  # an unavailable device fails now, with what to do instead
+    stale = stale_saved_states(grid)  # fail before any run starts, not in a worker hours later
+    if stale:
+        raise RuntimeError("saved states of other run code; nothing was started:\n"
+                           + "\n".join(stale))
     run_group = functools.partial(experiment.run_group, device=device)
     return scheduling.run_sweep(grid, run_group, name, n_jobs=n_jobs, backend=backend,
                                 group_key=experiment.group_key, scheduler=scheduler)
@@ -222,7 +227,7 @@ def saved_progress(configs: list[experiment.UCIRunConfig]) -> str | None:
     except Exception as error:  # noqa: BLE001 - any broken file is reported alike
         return f"unreadable ({type(error).__name__}): delete {path}"
     if settings["code_fingerprint"] != provenance.code_fingerprint(experiment.EXPERIMENT):
-        return f"made by other run code: delete {path}"
+        return other_code_advice(path, settings["code_fingerprint"])
     if configs[0].method != "class_lr":
         return f"epoch {epoch}" + _time_left(progress, epoch, 0, configs[0].epochs - epoch)
     pending, position = progress["pending"], progress["position"]
@@ -240,6 +245,48 @@ def saved_progress(configs: list[experiment.UCIRunConfig]) -> str | None:
     return "; ".join([*done, f"epoch {epoch}, cutoff {cutoff} (alpha_mu "
                              f"{progress['alpha_mu']:.0e})" + _time_left(progress, epoch, start,
                                                                          left)])
+
+
+def other_code_advice(path: Path, fingerprint: str) -> str:
+    """What to do with a saved state that other run code wrote: this code refuses it (a
+    resumed run would mix two codes), and deleting it throws its hours away, so say first
+    where the code that can resume it is."""
+    from companion import provenance
+
+    commit = provenance.latest_commit_of_fingerprint(fingerprint, experiment.EXPERIMENT)
+    where = (f"resume it from a checkout of commit {commit[:10]} (`git worktree add "
+             f"../resume {commit[:10]}`, then the same sweep there with "
+             f"COMPANION_RESULTS_DIR={path.parent.parent})" if commit else
+             "no recent commit has that code")
+    return (f"made by other run code ({fingerprint[:8]}): {where}; or delete {path} to "
+            "train it from the start")
+
+
+def stale_saved_states(grid: list[experiment.UCIRunConfig]) -> list[str]:
+    """For the groups of `grid` without records, what to do with each saved state that other
+    run code wrote (`other_code_advice`); [] when there is none."""
+    import torch
+
+    from companion import provenance
+
+    name = experiment_name(grid)
+    groups: dict[experiment.UCIRunConfig, list[experiment.UCIRunConfig]] = {}
+    for config in grid:
+        if records.usable(records.record_path(name, config), config) is None:
+            groups.setdefault(experiment.group_key(config), []).append(config)
+    found = []
+    for configs in groups.values():
+        path = experiment.state_path(configs)
+        if not path.exists():
+            continue
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            fingerprint = state["settings"]["code_fingerprint"]
+        except Exception:  # noqa: BLE001 - an unreadable file gets its own error at the run
+            continue
+        if fingerprint != provenance.code_fingerprint(experiment.EXPERIMENT):
+            found.append(other_code_advice(path, fingerprint))
+    return found
 
 
 def _time_left(progress: dict[str, Any], epoch: int, start: int, left: int) -> str:
@@ -306,6 +353,10 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"{table['CPU-hours'].sum():.0f} CPU-hours on one core each "
               "(budget.class_lr_hours; alpha_mu retries come on top)")
         return
+    stale = stale_saved_states(grid)
+    if stale:
+        parser.exit(2, "saved states of other run code; nothing was started:\n"
+                    + "\n".join(stale) + "\n")
     done = run_configs(grid, n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler,
                        device=args.device)
     print(f"{len(done)} runs recorded in results/{experiment_name(grid)}/")
