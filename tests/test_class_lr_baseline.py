@@ -2,6 +2,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -128,9 +129,13 @@ def test_table_from_records_puts_ours_beside_paper(uci_dir):
     n_test = runs[0]["n_test"]
     assert row[("", "test rows")] == n_test
     assert row[("", "binomial SE")] == pytest.approx(100 * np.sqrt(0.9618 * 0.0382 / n_test))
-    assert np.isnan(table.loc["Letter", ("", "test rows")])
+    assert table.loc["Letter", ("", "test rows")] is pd.NA
     markdown = outputs.to_markdown(table)
     assert markdown.count("\n") == 47 and "| Car |" in markdown
+    car = next(line for line in markdown.splitlines() if line.startswith("| Car |"))
+    assert car.split(" | ")[2] == f"{n_test:,}"  # a count, without decimals
+    letter = next(line for line in markdown.splitlines() if line.startswith("| Letter |"))
+    assert letter.split(" | ")[2] == ""  # missing: blank
 
 
 def test_listed_reads_a_mapping_or_series_in_order():

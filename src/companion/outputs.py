@@ -105,7 +105,7 @@ def to_markdown(frame: pd.DataFrame, digits: int = 2) -> str:
             elif isinstance(value, int | np.integer):
                 cells.append(f"{value:,}")  # thousands separators (parameter counts)
             else:
-                cells.append("" if value is None else str(value))
+                cells.append("" if value is None or value is pd.NA else str(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -274,7 +274,7 @@ def build(
     if table == 2:
         rows_tested = pd.Series(frame.index.map(test_rows), index=frame.index, dtype=float)
         paper_selu = frame[(column_name("selu", "baseline"), "paper")]
-        frame.insert(1, ("", "test rows"), rows_tested)
+        frame.insert(1, ("", "test rows"), rows_tested.astype("Int64"))  # counts, not 2,088.00
         frame.insert(2, ("", "binomial SE"), comparisons.binomial_se(paper_selu.to_numpy(float),
                                                          rows_tested.to_numpy(float)))
     frame[("", "notes")] = row_notes
