@@ -186,7 +186,7 @@ def still_to_run_line(found: Sequence[dict[str, Any]]) -> str:
     hours, unpriced = budget.class_lr_recorded_hours(missing, found)
     measured = ""
     if len(unpriced) < len(missing):
-        hours += sweep.cost_by_dataset_and_seed(unpriced)["CPU-hours"].sum() if unpriced else 0
+        hours += budget.class_lr_cpu_hours(unpriced)
         which = ("these configs" if not unpriced
                  else f"{len(missing) - len(unpriced)} of them, the rest by the model")
         measured = (f"; about {hours:.0f} by the median wall time of the CPU records of the same "

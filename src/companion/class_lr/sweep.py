@@ -140,8 +140,8 @@ def run_configs(
     resolve_device(device)  # an unavailable device fails now, with what to do instead
     stale = stale_saved_states(grid)  # fail before any run starts, not in a worker hours later
     if stale:
-        raise RuntimeError("saved states of other run code; nothing was started:\n"
-                           + "\n".join(stale))
+        raise StaleSavedStates("saved states of other run code; nothing was started:\n"
+                               + "\n".join(stale))
     run_group = functools.partial(experiment.run_group, device=device)
     return scheduling.run_sweep(grid, run_group, name, n_jobs=n_jobs, backend=backend,
                                 group_key=experiment.group_key, scheduler=scheduler)
@@ -175,13 +175,9 @@ def missing(grid: list[experiment.UCIRunConfig]) -> pd.DataFrame:
     CPU-hours (`budget.class_lr_hours`, one thread each; work done in saved states not
     subtracted) and the saved state a killed group resumes from (`saved_progress`). Runs
     nothing."""
-    name = experiment_name(grid)
-    todo = [c for c in grid if records.usable(records.record_path(name, c), c) is None]
-    frame = cost_by_dataset_and_seed(todo)
+    groups = unrecorded_groups(grid)
+    frame = cost_by_dataset_and_seed([c for configs in groups.values() for c in configs])
     states: dict[tuple[str, int], list[str]] = {}
-    groups: dict[experiment.UCIRunConfig, list[experiment.UCIRunConfig]] = {}
-    for config in todo:
-        groups.setdefault(experiment.group_key(config), []).append(config)
     for key, configs in groups.items():
         progress = saved_progress(configs)
         if progress is not None:
@@ -190,6 +186,18 @@ def missing(grid: list[experiment.UCIRunConfig]) -> pd.DataFrame:
     frame["saved state"] = ["; ".join(states.get((row.dataset, row.seed), []))
                             for row in frame.itertuples()]
     return frame
+
+
+def unrecorded_groups(grid: list[experiment.UCIRunConfig]
+                      ) -> dict[experiment.UCIRunConfig, list[experiment.UCIRunConfig]]:
+    """The configs of `grid` without a usable record, by run group (`experiment.group_key`:
+    the class-lr cutoffs that train together), in the grid's order."""
+    name = experiment_name(grid)
+    groups: dict[experiment.UCIRunConfig, list[experiment.UCIRunConfig]] = {}
+    for config in grid:
+        if records.usable(records.record_path(name, config), config) is None:
+            groups.setdefault(experiment.group_key(config), []).append(config)
+    return groups
 
 
 def cost_by_dataset_and_seed(configs: list[experiment.UCIRunConfig]) -> pd.DataFrame:
@@ -247,6 +255,10 @@ def saved_progress(configs: list[experiment.UCIRunConfig]) -> str | None:
                                                                          left)])
 
 
+class StaleSavedStates(RuntimeError):
+    """A sweep would meet saved states that other run code wrote (`stale_saved_states`)."""
+
+
 def other_code_advice(path: Path, fingerprint: str) -> str:
     """What to do with a saved state that other run code wrote: this code refuses it (a
     resumed run would mix two codes), and deleting it throws its hours away, so say first
@@ -269,13 +281,8 @@ def stale_saved_states(grid: list[experiment.UCIRunConfig]) -> list[str]:
 
     from companion import provenance
 
-    name = experiment_name(grid)
-    groups: dict[experiment.UCIRunConfig, list[experiment.UCIRunConfig]] = {}
-    for config in grid:
-        if records.usable(records.record_path(name, config), config) is None:
-            groups.setdefault(experiment.group_key(config), []).append(config)
     found = []
-    for configs in groups.values():
+    for configs in unrecorded_groups(grid).values():
         path = experiment.state_path(configs)
         if not path.exists():
             continue
@@ -353,12 +360,11 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"{table['CPU-hours'].sum():.0f} CPU-hours on one core each "
               "(budget.class_lr_hours; alpha_mu retries come on top)")
         return
-    stale = stale_saved_states(grid)
-    if stale:
-        parser.exit(2, "saved states of other run code; nothing was started:\n"
-                    + "\n".join(stale) + "\n")
-    done = run_configs(grid, n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler,
-                       device=args.device)
+    try:
+        done = run_configs(grid, n_jobs=args.n_jobs, backend=args.backend,
+                           scheduler=args.scheduler, device=args.device)
+    except StaleSavedStates as error:
+        parser.exit(2, f"{error}\n")
     print(f"{len(done)} runs recorded in results/{experiment_name(grid)}/")
 
 
