@@ -117,8 +117,10 @@ def _fewer_seeds_details(rows: pd.DataFrame) -> dict[str, float]:
     ('most seeds: low/high/n/seeds'), where some data sets have fewer: a change from one
     seed carries its seed noise whole, so the scorecard says when leaving such data sets out
     would turn the verdict (`scorecard._could_turn`). {} when every data set has as many."""
-    most = int(rows["seeds"].max())
-    full = rows[rows["seeds"] == most]
+    from companion.class_lr import verdict
+
+    full = verdict.with_most_seeds(rows)
+    most = int(full["seeds"].max())
     if len(full) == len(rows) or len(full) < 3:
         return {}
     interval = comparisons.mean_change(full["change"].to_numpy(float))

@@ -209,22 +209,25 @@ def distance_line(frame: pd.DataFrame) -> str:
             f"interval over data sets): {', '.join(parts)}.")
 
 
-def complete_only_line(changes: pd.DataFrame, coverage: pd.DataFrame) -> str | None:
-    """The mean change per activation over the data sets with every seed only: how much the
-    data sets still short of seeds move the interval. None when none is short."""
-    partial = set(incomplete(coverage).index)
-    if not partial & set(changes["dataset"]):
-        return None
-    parts = []
+def complete_only_line(changes: pd.DataFrame) -> str | None:
+    """The mean change per activation over the data sets with the most paired seeds only
+    (`verdict.with_most_seeds`, the scorecard's definition too): how much the data sets still
+    short of seeds move the interval. None when none is short."""
+    parts, short = [], set()
     for activation in ACTIVATIONS:
-        own = changes[(changes["activation"] == activation)
-                      & ~changes["dataset"].isin(partial)]["change"].to_numpy(float)
-        interval = comparisons.mean_change(own)
+        rows = changes[changes["activation"] == activation]
+        full = verdict.with_most_seeds(rows)
+        if len(full) == len(rows):
+            continue
+        short |= set(rows["dataset"]) - set(full["dataset"])
+        interval = comparisons.mean_change(full["change"].to_numpy(float))
         parts.append(f"{ACTIVATION_LABELS[activation]} {interval.estimate:+.2f} "
                      f"({comparisons.signed(interval.low)} to {comparisons.signed(interval.high)}"
-                     f", {interval.n} data sets)")
-    return ("The same mean change over the data sets with every seed only, without "
-            f"{', '.join(sorted(architecture(n).paper_name for n in partial))}: "
+                     f", {interval.n} data sets with {int(full['seeds'].max())} seeds)")
+    if not parts:
+        return None
+    return ("The same mean change over the data sets with the most paired seeds only, without "
+            f"{', '.join(sorted(architecture(n).paper_name for n in short))}: "
             f"{'; '.join(parts)}.")
 
 
@@ -277,7 +280,7 @@ def table2_lines(records: Sequence[dict[str, Any]]) -> list[str]:
              still_to_run_line(records),
              distance_line(table2)]
     lines += list(verdict.verdicts(summary).values())
-    complete = complete_only_line(changes, coverage)
+    complete = complete_only_line(changes)
     lines += [complete] if complete else []
     names = long["dataset"].unique()
     sensitivity = verdict.missing_sensitivity(changes, names)

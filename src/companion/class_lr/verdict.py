@@ -150,6 +150,13 @@ def paired_changes(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def with_most_seeds(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`paired_changes` for one activation whose data sets have as many
+    paired seeds as any. A change from fewer seeds carries more seed noise, so the README and
+    the scorecard both show the mean change without them: this is their one definition."""
+    return rows[rows["seeds"] == rows["seeds"].max()]
+
+
 def null_calibration(records: Iterable[dict[str, Any]],
                      pairs: Sequence[tuple[int, int]] = NULL_SEED_PAIRS,
                      method: str = "baseline") -> pd.DataFrame:
