@@ -183,6 +183,43 @@ def test_the_missing_table_says_where_a_saved_group_stands(results, monkeypatch)
     assert "unreadable" in sweep.missing(configs)["saved state"][0]
 
 
+def test_states_of_one_cutoff_jobs_are_listed_and_a_whole_group_refuses_to_overwrite_them(
+        results, monkeypatch):
+    configs = _cutoff_configs()  # cutoffs 2 and 4: `--cutoffs 2` and `--cutoffs 4` jobs
+    for job in ([configs[1]], [configs[0]]):
+        with monkeypatch.context() as dying:
+            _kill_after_save(dying, 1)
+            with pytest.raises(Killed):
+                experiment.run_cutoffs(job, save_every_s=0)
+    # cutoff 2's job saves where the whole group does; cutoff 4's beside its own record
+    assert experiment.state_path([configs[0]]) == experiment.state_path(configs)
+    [listed] = sweep.missing(configs)["saved state"].tolist()
+    first, second = listed.split("; ")
+    assert first.startswith("selu class_lr (the job of cutoff 2 alone): epoch 1, cutoff 2 ")
+    assert second.startswith("selu class_lr (the job of cutoff 4 alone): epoch 1, cutoff 4 ")
+    # listed as one-cutoff sweeps list them, the state is their own: no label
+    assert sweep.missing([configs[1]])["saved state"][0].startswith(
+        "selu class_lr: epoch 1, cutoff 4 ")
+
+    # the whole group would fail on cutoff 2's state hours in; the sweep says so up front
+    saved = experiment.state_path(configs)
+    written = saved.read_bytes()
+    with pytest.raises(sweep.StaleSavedStates, match="nothing was started") as refused:
+        sweep.run_configs(configs)
+    assert "the job of cutoff 2 alone" in str(refused.value)
+    assert "`--cutoffs 2`" in str(refused.value)
+    assert saved.read_bytes() == written and not list(results.rglob("*.json"))
+    # ...while the one-cutoff jobs resume to the records an uninterrupted group makes
+    uninterrupted = _uninterrupted(tuple(configs))
+    for i, job in enumerate(configs):
+        [record] = sweep.run_configs([job])  # written: it carries its schema and checksum
+        written_fields = {"schema_version", "record_sha256"}
+        assert {k: v for k, v in _what_it_found(record).items() if k not in written_fields
+                } == _what_it_found(uninterrupted[i])
+        assert record["resumed_at_epochs"] == [1]
+    assert not list(results.rglob("*.checkpoint.pt*"))
+
+
 def test_time_left_counts_the_epochs_of_the_branch_in_training_and_of_those_after_it(
         results, monkeypatch):
     configs = _cutoff_configs()  # 6 epochs, cutoffs 2 and 4

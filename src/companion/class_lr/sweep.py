@@ -140,7 +140,7 @@ def run_configs(
     resolve_device(device)  # an unavailable device fails now, with what to do instead
     stale = stale_saved_states(grid)  # fail before any run starts, not in a worker hours later
     if stale:
-        raise StaleSavedStates("saved states of other run code; nothing was started:\n"
+        raise StaleSavedStates("saved states this sweep cannot resume; nothing was started:\n"
                                + "\n".join(stale))
     run_group = functools.partial(experiment.run_group, device=device)
     return scheduling.run_sweep(grid, run_group, name, n_jobs=n_jobs, backend=backend,
@@ -179,10 +179,12 @@ def missing(grid: list[experiment.UCIRunConfig]) -> pd.DataFrame:
     frame = cost_by_dataset_and_seed([c for configs in groups.values() for c in configs])
     states: dict[tuple[str, int], list[str]] = {}
     for key, configs in groups.items():
-        progress = saved_progress(configs)
-        if progress is not None:
-            states.setdefault((key.dataset, key.seed), []).append(
-                f"{key.activation} {key.method}: {progress}")
+        for path in state_paths(configs):
+            progress = saved_progress(path)
+            if progress is not None:
+                job = _job_of(path, configs)
+                states.setdefault((key.dataset, key.seed), []).append(
+                    f"{key.activation} {key.method}{job and f' ({job})'}: {progress}")
     frame["saved state"] = ["; ".join(states.get((row.dataset, row.seed), []))
                             for row in frame.itertuples()]
     return frame
@@ -217,21 +219,55 @@ def cost_by_dataset_and_seed(configs: list[experiment.UCIRunConfig]) -> pd.DataF
     return frame.sort_values(["dataset", "seed"], ignore_index=True)
 
 
-def saved_progress(configs: list[experiment.UCIRunConfig]) -> str | None:
-    """How far the saved state of a killed run group got (`experiment.Resumable`), e.g.
-    'cutoff 10 done: 76.95%; epoch 14, cutoff 20 (alpha_mu 1e+05)'; None without one. Reads
-    only the small fields."""
+def state_paths(configs: list[experiment.UCIRunConfig]) -> list[Path]:
+    """Where saved states of a run group can be: the group's own (`experiment.state_path`)
+    and, for class lr, that of each one-cutoff job (`--cutoffs N`, a shorter job with the same
+    record). The job of the group's first cutoff saves where the whole group does."""
+    paths = [experiment.state_path(configs)]
+    if configs[0].method == "class_lr":
+        paths += [experiment.state_path([config]) for config in configs]
+    return list(dict.fromkeys(paths))
+
+
+def _saved_cutoffs(path: Path) -> list[int | None] | None:
+    """The cutoffs of the job whose saved state is at `path` (None: no readable state)."""
+    import torch
+
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return [config.get("cutoff") for config in state["settings"]["configs"]]
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by `saved_progress`
+        return None
+
+
+def _job_of(path: Path, configs: list[experiment.UCIRunConfig]) -> str:
+    """'' when the saved state at `path` is of the job of `configs`; else which job it is,
+    e.g. 'the job of cutoff 20 alone', which only a sweep of those cutoffs resumes."""
+    saved = _saved_cutoffs(path)
+    if saved is None or sorted(saved, key=lambda c: c or 0) == sorted(
+            (c.cutoff for c in configs), key=lambda c: c or 0):
+        return ""
+    cutoffs = ", ".join(str(c) for c in saved)
+    return f"the job of cutoff{'s' * (len(saved) > 1)} {cutoffs}{' alone' * (len(saved) == 1)}"
+
+
+def saved_progress(path: Path) -> str | None:
+    """How far the saved state at `path` of a killed run group got (`experiment.Resumable`),
+    e.g. 'cutoff 10 done: 76.95%; epoch 14, cutoff 20 (alpha_mu 1e+05)'; None without one.
+    Reads only the small fields."""
     import torch
 
     from companion import provenance
 
-    path = experiment.state_path(configs)
     if not path.exists():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         progress, settings = state["progress"], state["settings"]
         epoch = len(state["training"]["history"]["train_loss"])
+        configs = [experiment.UCIRunConfig(**config) for config in settings["configs"]]
     except Exception as error:  # noqa: BLE001 - any broken file is reported alike
         return f"unreadable ({type(error).__name__}): delete {path}"
     if settings["code_fingerprint"] != provenance.code_fingerprint(experiment.EXPERIMENT):
@@ -275,8 +311,10 @@ def other_code_advice(path: Path, fingerprint: str) -> str:
 
 
 def stale_saved_states(grid: list[experiment.UCIRunConfig]) -> list[str]:
-    """For the groups of `grid` without records, what to do with each saved state that other
-    run code wrote (`other_code_advice`); [] when there is none."""
+    """For the groups of `grid` without records, what to do with each saved state there that
+    this sweep would refuse: one that other run code wrote (`other_code_advice`), or one of
+    another job of the same group (the job of cutoff 10 alone saves where the group of
+    cutoffs 10, 20, 30 does); [] when there is none."""
     import torch
 
     from companion import provenance
@@ -293,6 +331,11 @@ def stale_saved_states(grid: list[experiment.UCIRunConfig]) -> list[str]:
             continue
         if fingerprint != provenance.code_fingerprint(experiment.EXPERIMENT):
             found.append(other_code_advice(path, fingerprint))
+        elif job := _job_of(path, configs):
+            cutoffs = " ".join(str(c) for c in _saved_cutoffs(path) or [])
+            found.append(f"{path} is the saved state of {job}: resume it with this sweep and "
+                         f"`--cutoffs {cutoffs}` (then run the rest), or delete it to train "
+                         "these configs from the start")
     return found
 
 
