@@ -182,7 +182,7 @@ def missing(grid: list[experiment.UCIRunConfig]) -> pd.DataFrame:
         for path in state_paths(configs):
             progress = saved_progress(path)
             if progress is not None:
-                job = _job_of(path, configs)
+                job = _job_of(_saved_cutoffs(path), configs)
                 states.setdefault((key.dataset, key.seed), []).append(
                     f"{key.activation} {key.method}{job and f' ({job})'}: {progress}")
     frame["saved state"] = ["; ".join(states.get((row.dataset, row.seed), []))
@@ -242,12 +242,11 @@ def _saved_cutoffs(path: Path) -> list[int | None] | None:
         return None
 
 
-def _job_of(path: Path, configs: list[experiment.UCIRunConfig]) -> str:
-    """'' when the saved state at `path` is of the job of `configs`; else which job it is,
-    e.g. 'the job of cutoff 20 alone', which only a sweep of those cutoffs resumes."""
-    saved = _saved_cutoffs(path)
-    if saved is None or sorted(saved, key=lambda c: c or 0) == sorted(
-            (c.cutoff for c in configs), key=lambda c: c or 0):
+def _job_of(saved: list[int | None] | None, configs: list[experiment.UCIRunConfig]) -> str:
+    """'' when a saved state of the job of cutoffs `saved` (`_saved_cutoffs`; None: no state)
+    is of the job of `configs`; else which job it is, e.g. 'the job of cutoff 20 alone',
+    which only a sweep of those cutoffs resumes."""
+    if saved is None or set(saved) == {c.cutoff for c in configs}:
         return ""
     cutoffs = ", ".join(str(c) for c in saved)
     return f"the job of cutoff{'s' * (len(saved) > 1)} {cutoffs}{' alone' * (len(saved) == 1)}"
@@ -327,12 +326,13 @@ def stale_saved_states(grid: list[experiment.UCIRunConfig]) -> list[str]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             fingerprint = state["settings"]["code_fingerprint"]
+            saved = [config.get("cutoff") for config in state["settings"]["configs"]]
         except Exception:  # noqa: BLE001 - an unreadable file gets its own error at the run
             continue
         if fingerprint != provenance.code_fingerprint(experiment.EXPERIMENT):
             found.append(other_code_advice(path, fingerprint))
-        elif job := _job_of(path, configs):
-            cutoffs = " ".join(str(c) for c in _saved_cutoffs(path) or [])
+        elif job := _job_of(saved, configs):
+            cutoffs = " ".join(str(c) for c in saved)
             found.append(f"{path} is the saved state of {job}: resume it with this sweep and "
                          f"`--cutoffs {cutoffs}` (then run the rest), or delete it to train "
                          "these configs from the start")
