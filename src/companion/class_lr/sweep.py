@@ -180,9 +180,8 @@ def missing(grid: list[experiment.UCIRunConfig]) -> pd.DataFrame:
     states: dict[tuple[str, int], list[str]] = {}
     for key, configs in groups.items():
         for path in state_paths(configs):
-            progress = saved_progress(path)
-            if progress is not None:
-                job = _job_of(_saved_cutoffs(path), configs)
+            if (saved := saved_progress(path, configs)) is not None:
+                job, progress = saved
                 states.setdefault((key.dataset, key.seed), []).append(
                     f"{key.activation} {key.method}{job and f' ({job})'}: {progress}")
     frame["saved state"] = ["; ".join(states.get((row.dataset, row.seed), []))
@@ -229,50 +228,46 @@ def state_paths(configs: list[experiment.UCIRunConfig]) -> list[Path]:
     return list(dict.fromkeys(paths))
 
 
-def _saved_cutoffs(path: Path) -> list[int | None] | None:
-    """The cutoffs of the job whose saved state is at `path` (None: no readable state)."""
-    import torch
-
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return [config.get("cutoff") for config in state["settings"]["configs"]]
-    except Exception:  # noqa: BLE001 - an unreadable file is reported by `saved_progress`
-        return None
+def _saved_cutoffs(state: dict[str, Any]) -> list[int | None]:
+    """The cutoffs of the job whose saved state (as `torch.load` reads it) is `state`."""
+    return [config.get("cutoff") for config in state["settings"]["configs"]]
 
 
-def _job_of(saved: list[int | None] | None, configs: list[experiment.UCIRunConfig]) -> str:
-    """'' when a saved state of the job of cutoffs `saved` (`_saved_cutoffs`; None: no state)
-    is of the job of `configs`; else which job it is, e.g. 'the job of cutoff 20 alone',
-    which only a sweep of those cutoffs resumes."""
-    if saved is None or set(saved) == {c.cutoff for c in configs}:
+def _job_of(saved: list[int | None], configs: list[experiment.UCIRunConfig]) -> str:
+    """'' when a saved state of the job of cutoffs `saved` (`_saved_cutoffs`) is of the job
+    of `configs`; else which job it is, e.g. 'the job of cutoff 20 alone', which only a sweep
+    of those cutoffs resumes."""
+    if set(saved) == {c.cutoff for c in configs}:
         return ""
     cutoffs = ", ".join(str(c) for c in saved)
     return f"the job of cutoff{'s' * (len(saved) > 1)} {cutoffs}{' alone' * (len(saved) == 1)}"
 
 
-def saved_progress(path: Path) -> str | None:
-    """How far the saved state at `path` of a killed run group got (`experiment.Resumable`),
-    e.g. 'cutoff 10 done: 76.95%; epoch 14, cutoff 20 (alpha_mu 1e+05)'; None without one.
-    Reads only the small fields."""
+def saved_progress(path: Path, group: list[experiment.UCIRunConfig]
+                   ) -> tuple[str, str] | None:
+    """Which job of the run group `group` saved the state at `path` ('' for the group's own,
+    else `_job_of`) and how far that killed job got (`experiment.Resumable`), e.g. ('',
+    'cutoff 10 done: 76.95%; epoch 14, cutoff 20 (alpha_mu 1e+05)'); None without a state.
+    Reads only the small fields, once."""
     import torch
 
     from companion import provenance
 
     if not path.exists():
         return None
+    job = ""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        job = _job_of(_saved_cutoffs(state), group)
         progress, settings = state["progress"], state["settings"]
         epoch = len(state["training"]["history"]["train_loss"])
         configs = [experiment.UCIRunConfig(**config) for config in settings["configs"]]
     except Exception as error:  # noqa: BLE001 - any broken file is reported alike
-        return f"unreadable ({type(error).__name__}): delete {path}"
+        return job, f"unreadable ({type(error).__name__}): delete {path}"
     if settings["code_fingerprint"] != provenance.code_fingerprint(experiment.EXPERIMENT):
-        return other_code_advice(path, settings["code_fingerprint"])
+        return job, other_code_advice(path, settings["code_fingerprint"])
     if configs[0].method != "class_lr":
-        return f"epoch {epoch}" + _time_left(progress, epoch, 0, configs[0].epochs - epoch)
+        return job, f"epoch {epoch}" + _time_left(progress, epoch, 0, configs[0].epochs - epoch)
     pending, position = progress["pending"], progress["position"]
     cutoff = pending[position]
     # cutoffs whose branch has ended: their records are written when the whole group ends
@@ -285,9 +280,9 @@ def saved_progress(path: Path) -> str | None:
     epochs = configs[0].epochs
     left = epochs - epoch + sum(epochs - earlier for earlier in pending[position:-1])
     start = pending[position - 1] if position else 0
-    return "; ".join([*done, f"epoch {epoch}, cutoff {cutoff} (alpha_mu "
-                             f"{progress['alpha_mu']:.0e})" + _time_left(progress, epoch, start,
-                                                                         left)])
+    return job, "; ".join([*done, f"epoch {epoch}, cutoff {cutoff} (alpha_mu "
+                                  f"{progress['alpha_mu']:.0e})" + _time_left(progress, epoch,
+                                                                              start, left)])
 
 
 class StaleSavedStates(RuntimeError):
@@ -326,7 +321,7 @@ def stale_saved_states(grid: list[experiment.UCIRunConfig]) -> list[str]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             fingerprint = state["settings"]["code_fingerprint"]
-            saved = [config.get("cutoff") for config in state["settings"]["configs"]]
+            saved = _saved_cutoffs(state)
         except Exception:  # noqa: BLE001 - an unreadable file gets its own error at the run
             continue
         if fingerprint != provenance.code_fingerprint(experiment.EXPERIMENT):
