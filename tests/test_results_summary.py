@@ -52,7 +52,13 @@ def test_coverage_lists_only_data_sets_short_of_a_seed_and_unfinished_groups():
     assert lines[0].startswith(f"{len(found)} settled-protocol records")
     assert "all 5 seeds of all six columns on 1 of 2 data sets" in lines[0]
     assert "SELU 0-1; SELU+class lr none; ReLU none" in lines[1]
-    assert "seed 0, cutoffs 10: 100.00%, 20: 100.00%" in lines[2]
+    assert "seed 0, cutoffs 10: 100.00%, 20: 100.00%." in lines[2]  # no alpha_mu recorded
+
+    # one cutoff with its alpha_mu, one without (pandas reads the missing one as NaN), in
+    # the same format as the run-by-run lines' retries
+    found[-1]["alpha_mu_used"] = 1e4
+    lines = results_summary.coverage_lines(found, coverage)
+    assert "cutoffs 10: 100.00%, 20: 100.00% (alpha_mu 1e+04)." in lines[2]
 
 
 def test_run_by_run_lists_every_seed_and_cutoff_of_a_data_set_short_of_seeds():
@@ -79,7 +85,7 @@ def test_run_by_run_lists_every_seed_and_cutoff_of_a_data_set_short_of_seeds():
             "cutoffs") in line
     # the change pairs seed 0 only (seed 1 has no selected class-lr run yet), beside the paper's
     paper = registry.paper_change(2, "abalone", "selu")
-    assert f"change +50.00 points over 1 paired seed(s) (the paper: {paper:+.2f})" in line
+    assert f"change +50.00 points over 1 paired seed (the paper: {paper:+.2f})" in line
     assert line.endswith("tanh: baseline 50.00% (seed 0).")
     assert results_summary.run_by_run_lines(found, changes, ["car"]) == []  # no record
 

@@ -89,13 +89,17 @@ def coverage_lines(records: Sequence[dict[str, Any]], coverage: pd.DataFrame) ->
         lines.append(f"{architecture(name).paper_name}, seeds per column: {cells}.")
     waiting = unfinished_groups(records)
     for (name, activation, seed), runs in waiting.groupby(["dataset", "activation", "seed"]):
-        done = ", ".join(f"{run['cutoff']}: {run['test accuracy']:.2f}%"
-                         + ("" if run["alpha_mu"] is None else f" (alpha_mu {run['alpha_mu']:g})")
+        done = ", ".join(f"{run['cutoff']}: {run['test accuracy']:.2f}%" + _alpha_mu_text(run)
                          for run in runs.to_dict("records"))
         lines.append(f"Out of the tables until every cutoff is in: "
                      f"{architecture(name).paper_name} {ACTIVATION_LABELS[activation]} "
                      f"+class lr, seed {seed}, cutoffs {done}.")
     return lines
+
+
+def _alpha_mu_text(run: dict[str, Any]) -> str:
+    """' (alpha_mu 1e+04)', or '' where the record has none (NaN once in a data frame)."""
+    return "" if pd.isna(run["alpha_mu"]) else f" (alpha_mu {run['alpha_mu']:.0e})"
 
 
 def _class_lr_runs_text(runs: Sequence[dict[str, Any]], chosen: dict[str, Any] | None) -> str:
@@ -150,7 +154,7 @@ def run_by_run_lines(records: Sequence[dict[str, Any]], changes: pd.DataFrame,
             for row in paired.itertuples():
                 paper = paper_change(2, name, activation)
                 text += (f"; change {comparisons.signed(row.change)} points "
-                         f"over {row.seeds} paired seed(s)"
+                         f"over {row.seeds} paired seed{'s' if row.seeds != 1 else ''}"
                          + ("" if paper is None else f" (the paper: {paper:+.2f})"))
             parts.append(text)
         lines.append(f"{architecture(name).paper_name}, run by run ({n_test:,} test rows; "
