@@ -120,7 +120,7 @@ def test_a_consistent_gain_is_called_a_gain_and_counts_match():
     assert selu["noise data sets"] == 8 and selu["noise better"] == 8  # seed 1 is +1 point
     text = verdict.verdicts(summary)
     assert "a gain distinguishable from noise" in text["selu"]
-    assert "on 8 data sets" in text["selu"]
+    assert "on 8 data sets (2 seeds each)" in text["selu"]
     assert f"paper: {paper['better']}/{paper['worse']}/{paper['equal']}" in text["selu"]
     # eight wins of eight: sign test p = 2 / 2**8; the paper's split tested the same way
     assert selu["sign test p"] == pytest.approx(2 / 2 ** 8)
@@ -202,6 +202,7 @@ def test_no_effect_and_single_seed_degrade_gracefully():
                                       verdict.null_calibration(recs))
     text = verdict.verdict("selu", summary.loc["selu"])
     assert "n = 1: no interval" in text and "Too few numbers" in text
+    assert "on 1 data set (1 seed each)" in text
     assert "noise alone: not measured" in text
     assert "Mean change over data sets" not in text  # one data set: no interval to bound it
     assert verdict.rank_scores(verdict.long_accuracies([])).empty

@@ -284,7 +284,8 @@ def verdict(activation: str, row: pd.Series) -> str:
     p_text = "no test (too few data sets or no change)" if np.isnan(row["wilcoxon p"]) \
         else f"{row['wilcoxon p']:.3g}"
     text = (f"{label}: on {n} data set{'s' if n != 1 else ''} "
-            f"({row['seeds per data set']} seed(s) each), class-lr changes accuracy by a "
+            f"({row['seeds per data set']} seed{'' if row['seeds per data set'] == '1' else 's'}"
+            " each), class-lr changes accuracy by a "
             f"median of {comparisons.describe_interval(interval, unit=' points')}; "
             f"Wilcoxon signed-rank p = {p_text}. "
             f"Better/worse/equal: {row['better']}/{row['worse']}/{row['equal']} "
