@@ -166,7 +166,7 @@ def test_the_missing_table_says_where_a_saved_group_stands(results, monkeypatch)
     table = sweep.missing(configs)
     [state] = table["saved state"].tolist()
     assert re.fullmatch(r"selu class_lr: epoch 3, cutoff 2 \(alpha_mu 1e\+05\), about "
-                        r"\d+\.\d h left at \d+ s an epoch", state)
+                        r"\d+\.\d h left at \d+ s a plain epoch", state)
     monkeypatch.undo()
     monkeypatch.setenv("COMPANION_RESULTS_DIR", str(results))
     uninterrupted = _uninterrupted(tuple(configs))
@@ -224,8 +224,8 @@ def test_time_left_counts_the_epochs_of_the_branch_in_training_and_of_those_afte
         results, monkeypatch):
     configs = _cutoff_configs()  # 6 epochs, cutoffs 2 and 4
     asked = []
-    monkeypatch.setattr(sweep, "_time_left", lambda progress, epoch, start, left: asked.append(
-        (epoch, start, left)) or "")
+    monkeypatch.setattr(sweep, "_time_left", lambda progress, trained, left: asked.append(
+        (trained, left)) or "")
     for kill_at in (3, 7):  # epoch 3 of cutoff 2's SGD; epoch 3, class lr towards cutoff 4
         with monkeypatch.context() as dying:
             _kill_after_save(dying, kill_at)
@@ -233,10 +233,24 @@ def test_time_left_counts_the_epochs_of_the_branch_in_training_and_of_those_afte
                 experiment.run_cutoffs(configs, save_every_s=0)
         sweep.missing(configs)
         experiment.state_path(configs).unlink()
-    # cutoff 2: epochs 4-6 of its branch, then cutoff 4's branch from epoch 2: 3 + 4 epochs;
-    # cutoff 4 (its branch from epoch 2): epochs 4-6
-    assert asked == [(3, 0, 7), (3, 2, 3)]
+    # (class-lr, plain) epochs. Cutoff 2 at epoch 3: trained 2 + 1; left its SGD epochs 4-6,
+    # then cutoff 4's branch from epoch 2: class lr to 4, SGD to 6. Cutoff 4 (its branch from
+    # epoch 2) at epoch 3: trained 1 class-lr epoch; left epoch 4 with class lr, 5-6 without
+    assert asked == [((2, 1), (2, 3 + 2)), ((1, 0), (1, 2))]
     monkeypatch.undo()
-    assert sweep._time_left({"elapsed": 300.0}, 5, 2, 36) == (
-        ", about 1.0 h left at 100 s an epoch")
-    assert sweep._time_left({"elapsed": 300.0}, 2, 2, 36) == ""  # no epoch of its own yet
+
+
+def test_time_left_prices_a_class_lr_epoch_at_several_plain_ones():
+    cost = sweep.CLASS_LR_EPOCH_COST
+    assert sweep._time_left({"elapsed": 300.0}, (0, 3), (0, 36)) == (
+        ", about 1.0 h left at 100 s a plain epoch")
+    # 30 class-lr epochs at cost x 100 s and 40 plain ones at 100 s: the plain rate, 100 s,
+    # not the 100 x (30 cost + 40) / 70 s that one average over all epochs would say
+    elapsed = 30 * cost * 100 + 40 * 100
+    assert sweep._time_left({"elapsed": elapsed}, (30, 40), (0, 30)) == (
+        ", about 0.8 h left at 100 s a plain epoch")
+    hours = (20 * cost + 10) * 100 / 3600  # 20 class-lr epochs still to go, then 10 plain
+    assert sweep._time_left({"elapsed": elapsed}, (30, 40), (20, 10)) == (
+        f", about {hours:.1f} h left at 100 s a plain epoch")
+    assert hours > 20 * 100 / 3600 + 10 * 100 / 3600
+    assert sweep._time_left({"elapsed": 300.0}, (0, 0), (2, 36)) == ""  # no epoch yet

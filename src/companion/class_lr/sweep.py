@@ -267,7 +267,8 @@ def saved_progress(path: Path, group: list[experiment.UCIRunConfig]
     if settings["code_fingerprint"] != provenance.code_fingerprint(experiment.EXPERIMENT):
         return job, other_code_advice(path, settings["code_fingerprint"])
     if configs[0].method != "class_lr":
-        return job, f"epoch {epoch}" + _time_left(progress, epoch, 0, configs[0].epochs - epoch)
+        plain_left = configs[0].epochs - epoch
+        return job, f"epoch {epoch}" + _time_left(progress, (0, epoch), (0, plain_left))
     pending, position = progress["pending"], progress["position"]
     cutoff = pending[position]
     # cutoffs whose branch has ended: their records are written when the whole group ends
@@ -275,14 +276,27 @@ def saved_progress(path: Path, group: list[experiment.UCIRunConfig]
                                     else f"{100 * r['test_accuracy']:.2f}%")
             for c, r in sorted(progress["results"].items())
             if c != cutoff and r.get("non_convergence") is None]
-    # the branch in training started at the previous cutoff; each later one starts at its own
-    # predecessor and trains to the last epoch
-    epochs = configs[0].epochs
-    left = epochs - epoch + sum(epochs - earlier for earlier in pending[position:-1])
-    start = pending[position - 1] if position else 0
+    trained, left = _segment_epochs(pending, position, epoch, configs[0].epochs)
     return job, "; ".join([*done, f"epoch {epoch}, cutoff {cutoff} (alpha_mu "
-                                  f"{progress['alpha_mu']:.0e})" + _time_left(progress, epoch,
-                                                                              start, left)])
+                                  f"{progress['alpha_mu']:.0e})" + _time_left(progress, trained,
+                                                                              left)])
+
+
+def _segment_epochs(pending: list[int], position: int, epoch: int, epochs: int
+                    ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(class-lr, plain) epochs that the saved segment of a class-lr group has trained, and
+    those left to the group, at `epoch` of the branch of cutoff `pending[position]`.
+
+    The branch in training started at the previous cutoff (0 for the first): class-based
+    rates up to its cutoff, plain SGD after it to the last epoch. Each later cutoff's branch
+    starts at its predecessor, trains with class lr to its own cutoff and plainly after it."""
+    cutoff = pending[position]
+    start = pending[position - 1] if position else 0
+    trained = (max(min(epoch, cutoff) - start, 0), max(epoch - cutoff, 0))
+    later = list(zip(pending[position:-1], pending[position + 1:], strict=True))
+    left = (max(cutoff - epoch, 0) + sum(c - previous for previous, c in later),
+            epochs - max(epoch, cutoff) + sum(epochs - c for _, c in later))
+    return trained, left
 
 
 class StaleSavedStates(RuntimeError):
@@ -334,15 +348,26 @@ def stale_saved_states(grid: list[experiment.UCIRunConfig]) -> list[str]:
     return found
 
 
-def _time_left(progress: dict[str, Any], epoch: int, start: int, left: int) -> str:
-    """', about 3.2 h left at 95 s an epoch' from the seconds the saved segment took since
-    epoch `start` ('' before its first epoch); class-lr epochs cost more than plain SGD ones,
-    so it is a rough guide, without alpha_mu retries."""
+# A class-lr epoch costs about this many plain SGD epochs of the same net (the look-ahead
+# gradient and the per-class multipliers): 1.4 for chess-krvk in one process (3,000 rows,
+# 2026-12-07), 1.5-1.7 in the sweeps' own epochs on the family-23 EPYC (200-223 s against
+# 130-135 s, two jobs side by side, 2026-12-07). Only the time-left guide uses it.
+CLASS_LR_EPOCH_COST = 1.5
+
+
+def _time_left(progress: dict[str, Any], trained: tuple[int, int], left: tuple[int, int]
+               ) -> str:
+    """', about 3.2 h left at 95 s a plain epoch' from the seconds the saved segment took for
+    its `trained` (class-lr, plain) epochs, with `left` (class-lr, plain) epochs to go ('' before
+    the segment's first epoch). A class-lr epoch counts CLASS_LR_EPOCH_COST plain ones, so a
+    job past its cutoff is priced at its plain rate; a rough guide, without alpha_mu retries."""
     elapsed = progress.get("elapsed")
-    if not elapsed or epoch <= start:
+    plain_equivalents = CLASS_LR_EPOCH_COST * trained[0] + trained[1]
+    if not elapsed or not plain_equivalents:
         return ""
-    per_epoch = elapsed / (epoch - start)
-    return f", about {left * per_epoch / 3600:.1f} h left at {per_epoch:.0f} s an epoch"
+    per_epoch = elapsed / plain_equivalents
+    hours = (CLASS_LR_EPOCH_COST * left[0] + left[1]) * per_epoch / 3600
+    return f", about {hours:.1f} h left at {per_epoch:.0f} s a plain epoch"
 
 
 def experiment_name(grid: list[experiment.UCIRunConfig]) -> str:
