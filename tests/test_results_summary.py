@@ -59,6 +59,9 @@ def test_coverage_lists_only_data_sets_short_of_a_seed_and_unfinished_groups():
     found[-1]["alpha_mu_used"] = 1e4
     lines = results_summary.coverage_lines(found, coverage)
     assert "cutoffs 10: 100.00%, 20: 100.00% (alpha_mu 1e+04)." in lines[2]
+    # one cutoff in: in the singular
+    lines = results_summary.coverage_lines(found[:-1], coverage)
+    assert lines[2].endswith("seed 0, cutoff 10: 100.00%.")
 
 
 def test_run_by_run_lists_every_seed_and_cutoff_of_a_data_set_short_of_seeds():
@@ -88,6 +91,9 @@ def test_run_by_run_lists_every_seed_and_cutoff_of_a_data_set_short_of_seeds():
     assert f"change +50.00 points over 1 paired seed (the paper: {paper:+.2f})" in line
     assert line.endswith("tanh: baseline 50.00% (seed 0).")
     assert results_summary.run_by_run_lines(found, changes, ["car"]) == []  # no record
+    found.remove(found[6])  # seed 1's cutoff 20: one cutoff in, in the singular
+    [line] = results_summary.run_by_run_lines(found, changes, ["abalone"])
+    assert "class lr seed 1: 25.00% at cutoff 10, waiting for its other cutoffs" in line
 
 
 def test_mean_over_complete_data_sets_leaves_out_those_short_of_seeds():
