@@ -184,6 +184,11 @@ def test_wilcoxon_over_datasets_by_hand_and_scipy():
     assert all(math.isnan(v) for v in cmp.wilcoxon_over_datasets([1.0]))
 
 
+def test_plural_is_singular_for_one_only():
+    assert [f"{n} {cmp.plural('data set', n)}" for n in (0, 1, 2)] == [
+        "0 data sets", "1 data set", "2 data sets"]
+
+
 def test_sign_counts():
     assert cmp.sign_counts([0.5, -0.2, 0.0, 1e-12, 3.0]) == {
         "better": 2, "worse": 1, "equal": 2}

@@ -23,6 +23,9 @@ scikit-posthocs:
 * :func:`average_ranks` / :func:`nemenyi` / :func:`cd_diagram` -- Friedman average ranks and the
   Nemenyi critical-difference diagram (Demsar 2006) of many methods over many data sets.
 
+Numbers in sentences: :func:`signed` ('+0.31'), :func:`describe_interval` and :func:`plural`
+('1 seed', '5 seeds').
+
 With too few numbers a statistic is not invented: intervals and p-values are NaN and
 :func:`describe_interval` says why ("n = 1: no interval").
 """
@@ -54,6 +57,7 @@ __all__ = [
     "median_change",
     "nemenyi",
     "paired_change",
+    "plural",
     "prediction_band",
     "sign_counts",
     "sign_test",
@@ -247,6 +251,11 @@ def signed(value: float, digits: int = 2) -> str:
     if value != 0 and round(value, digits) == 0 and math.isfinite(value):
         return f"{value:+.1g}"
     return f"{value:+.{digits}f}"
+
+
+def plural(word: str, count: int) -> str:
+    """`word` as it reads after the number `count`: 'seed' for 1, 'seeds' otherwise (0 too)."""
+    return word if count == 1 else word + "s"
 
 
 def describe_interval(interval: Interval, digits: int = 2, unit: str = "") -> str:

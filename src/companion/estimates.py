@@ -65,7 +65,7 @@ def seeds_text(seeds: Any) -> str:
     counts = np.asarray(seeds, dtype=int)
     low, high = int(counts.min()), int(counts.max())
     if low == high:
-        return f"{low} seed{'s' if low != 1 else ''}"
+        return f"{low} {comparisons.plural('seed', low)}"
     return f"{low}-{high} seeds ({int((counts == high).sum())} with {high})"
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from companion import records
+from companion.comparisons import plural
 from companion.data.sources import REPO_ROOT
 from companion.provenance import (
     code_fingerprint,
@@ -506,7 +507,7 @@ def _short(code: str) -> str:
 def _versions(keys: Sequence[tuple[str, str]], records_per_version: dict[Any, int]) -> str:
     """'2 versions (14 records)', '1 version (1 record)'."""
     n, total = len(keys), sum(records_per_version[k] for k in keys)
-    return f"{n} version{'s' * (n != 1)} ({total} record{'s' * (total != 1)})"
+    return f"{n} {plural('version', n)} ({total} {plural('record', total)})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -93,7 +93,7 @@ def coverage_lines(records: Sequence[dict[str, Any]], coverage: pd.DataFrame) ->
                          for run in runs.to_dict("records"))
         lines.append(f"Out of the tables until every cutoff is in: "
                      f"{architecture(name).paper_name} {ACTIVATION_LABELS[activation]} "
-                     f"+class lr, seed {seed}, cutoff{'s' * (len(runs) > 1)} {done}.")
+                     f"+class lr, seed {seed}, {comparisons.plural('cutoff', len(runs))} {done}.")
     return lines
 
 
@@ -109,7 +109,7 @@ def _class_lr_runs_text(runs: Sequence[dict[str, Any]], chosen: dict[str, Any] |
     accuracies = " / ".join("diverged" if r.get("diverged") else f"{100 * r['test_accuracy']:.2f}"
                             for r in runs)
     cutoffs = " / ".join(str(r["config"]["cutoff"]) for r in runs)
-    text = f"{accuracies}% at cutoff{'s' * (len(runs) > 1)} {cutoffs}"
+    text = f"{accuracies}% at {comparisons.plural('cutoff', len(runs))} {cutoffs}"
     if chosen is None:
         return text + ", waiting for its other cutoffs"
     text += f", validation picks {chosen['config']['cutoff']}"
@@ -154,7 +154,7 @@ def run_by_run_lines(records: Sequence[dict[str, Any]], changes: pd.DataFrame,
             for row in paired.itertuples():
                 paper = paper_change(2, name, activation)
                 text += (f"; change {comparisons.signed(row.change)} points "
-                         f"over {row.seeds} paired seed{'s' if row.seeds != 1 else ''}"
+                         f"over {row.seeds} paired {comparisons.plural('seed', row.seeds)}"
                          + ("" if paper is None else f" (the paper: {paper:+.2f})"))
             parts.append(text)
         lines.append(f"{architecture(name).paper_name}, run by run ({n_test:,} test rows; "

@@ -31,6 +31,7 @@ import pandas as pd
 from companion import budget, records, scheduling
 from companion.class_lr import experiment
 from companion.class_lr.registry import ACTIVATIONS, canonical_name, datasets
+from companion.comparisons import plural
 from companion.data import uci
 from companion.devices import resolve_device
 from companion.parameters import as_list
@@ -240,7 +241,7 @@ def _job_of(saved: list[int | None], configs: list[experiment.UCIRunConfig]) -> 
     if set(saved) == {c.cutoff for c in configs}:
         return ""
     cutoffs = ", ".join(str(c) for c in saved)
-    return f"the job of cutoff{'s' * (len(saved) > 1)} {cutoffs}{' alone' * (len(saved) == 1)}"
+    return f"the job of {plural('cutoff', len(saved))} {cutoffs}{' alone' * (len(saved) == 1)}"
 
 
 def saved_progress(path: Path, group: list[experiment.UCIRunConfig]

@@ -283,7 +283,7 @@ def verdict(activation: str, row: pd.Series) -> str:
                                     "bootstrap")
     p_text = "no test (too few data sets or no change)" if np.isnan(row["wilcoxon p"]) \
         else f"{row['wilcoxon p']:.3g}"
-    text = (f"{label}: on {n} data set{'s' if n != 1 else ''} "
+    text = (f"{label}: on {n} {comparisons.plural('data set', n)} "
             f"({row['seeds per data set']} seed{'' if row['seeds per data set'] == '1' else 's'}"
             " each), class-lr changes accuracy by a "
             f"median of {comparisons.describe_interval(interval, unit=' points')}; "
@@ -400,7 +400,7 @@ def describe_missing_sensitivity(frame: pd.DataFrame) -> str:
                 f"verdict: {row[f'{end}: verdict'].lower()}" for end in MISSING_FILLS]
         count = int(row["missing"])
         sentences.append(
-            f"{label}: {count} data set{'s' if count != 1 else ''} without a class-lr change "
+            f"{label}: {count} {comparisons.plural('data set', count)} without a class-lr change "
             f"yet ({row['missing data sets']}); filled with the smallest or the largest change "
             f"recorded for {label}: {ends[0]}; {ends[1]}.")
     return "\n".join(sentences)
