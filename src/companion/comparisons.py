@@ -24,7 +24,7 @@ scikit-posthocs:
   Nemenyi critical-difference diagram (Demsar 2006) of many methods over many data sets.
 
 Numbers in sentences: :func:`signed` ('+0.31'), :func:`describe_interval` and :func:`plural`
-('1 seed', '5 seeds').
+('seed' after 1, 'seeds' after 5).
 
 With too few numbers a statistic is not invented: intervals and p-values are NaN and
 :func:`describe_interval` says why ("n = 1: no interval").
