@@ -185,10 +185,19 @@ def test_a_long_label_is_not_pushed_past_the_left_edge():
     figure, axis = plt.subplots()
     label_outliers(axis, x, y, distance, count=2)
     texts = {t.get_text(): t for t in axis.texts}
-    # the second of two neighbours goes left when it fits there; this one does not fit
-    assert texts[long_name].get_ha() == "left"
-    assert texts[long_name].xyann[1] == 4 - 9  # a line below its neighbour's label
+    # the second of two neighbours goes left when it fits there; this one fits on neither
+    # side, so it is centred on its point, a line below its neighbour's label
+    assert texts[long_name].get_ha() == "center"
+    assert texts[long_name].xyann == (0, 4 - 9)
     plt.close(figure)
+    # just right of the middle (Table 2's SELU+class lr panel) it is centred too, not pushed
+    # left into the tick labels; near an edge it fits on the side away from that edge
+    for position, side in ((0.52, "center"), (0.1, "left"), (0.9, "right")):
+        x[long_name] = position
+        figure, axis = plt.subplots()
+        label_outliers(axis, x, y, distance, count=2)
+        assert {t.get_text(): t.get_ha() for t in axis.texts}[long_name] == side, position
+        plt.close(figure)
 
 
 def test_device_summary_counts_where_records_trained():

@@ -30,8 +30,9 @@ def label_outliers(axis: plt.Axes, x: pd.Series, y: pd.Series, distance: pd.Seri
     """Write the index label (the data set) beside the `count` points of largest `distance`;
     a label whose point lies close to already labelled ones goes a line lower per such
     neighbour, and to the left of its point when it would run past the right edge or, for
-    every other neighbour, when there is room for it there (a long name is never cut off at
-    the left edge)."""
+    every other neighbour, when there is room for it there. A long name that fits on neither
+    side is centred on its point where it fits so, so that it runs past neither the left
+    edge (into the tick labels) nor the right one."""
     span_x = float(x.max() - x.min()) or 1.0
     span_y = float(y.max() - y.min()) or 1.0
     placed: list[tuple[float, float]] = []  # labelled points, as fractions of the data ranges
@@ -42,11 +43,13 @@ def label_outliers(axis: plt.Axes, x: pd.Series, y: pd.Series, distance: pd.Seri
         placed.append((fx, fy))
         width = LABEL_CHARACTER_WIDTH * len(str(name))
         fits_left, fits_right = fx >= width, fx + width <= 1.0
+        centred = not (fits_left or fits_right) and width / 2 <= fx <= 1.0 - width / 2
         left = ((not fits_right and (fits_left or fx > 0.5))
                 or (clashes % 2 == 1 and fits_left and fx > 0.3))
+        side = "center" if centred else "right" if left else "left"  # matplotlib's ha
         axis.annotate(str(name), (x[name], y[name]), textcoords="offset points",
-                      xytext=(-4 if left else 4, 4 - 9 * clashes),
-                      ha="right" if left else "left", fontsize=7, color="C3")
+                      xytext=({"center": 0, "right": -4, "left": 4}[side], 4 - 9 * clashes),
+                      ha=side, fontsize=7, color="C3")
 
 
 def ours_vs_paper(frame: pd.DataFrame, labels: list[str], quantity: str, title: str = "",
